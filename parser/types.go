@@ -27,6 +27,8 @@ type Dockerfile struct {
 type Warning struct {
 	Loc     Location
 	Message string
+	Rule    string // BuildKit's lint rule name (e.g. "NoEmptyContinuation"), or this package's "InvalidJSONArgs"
+	URL     string // documentation of the rule, "" when none
 }
 
 // Stage is one FROM and the instructions up to the next FROM.
@@ -36,6 +38,7 @@ type Stage struct {
 	Name     string // the `AS name`, lower-cased; "" when unnamed
 	BaseName string // the image or stage named in FROM, not yet expanded
 	Platform string // FROM --platform, not yet expanded
+	Original string // the FROM instruction as written, e.g. `FROM golang:1.26 AS build`
 	Commands []Instruction
 }
 
@@ -76,9 +79,9 @@ type KeyValue struct {
 // Heredoc is an inline file of RUN, COPY or ADD (`<<EOF ... EOF`).
 type Heredoc struct {
 	Name   string // the word after <<, e.g. "EOF"
-	Data   string
-	Chomp  bool // <<- form: leading tabs removed
-	Expand bool // false when the delimiter was quoted (<<"EOF"): no variable expansion
+	Data   string // the lines as written, each with its newline; leading tabs already removed when Chomp
+	Chomp  bool   // <<- form: leading tabs removed
+	Expand bool   // false when the delimiter was quoted (<<"EOF"): no variable expansion
 }
 
 // Cmdline is a command line that is either exec (JSON) form or shell form.
@@ -104,7 +107,8 @@ type ArgDef struct {
 type Run struct {
 	Base
 	Cmdline
-	Mounts   []string // raw --mount values, parsed by later stages
+	Mounts   []string // raw --mount values, parsed by later stages (see ParseMount)
+	Devices  []string // raw --device values
 	Network  string   // --network value, "" when not given
 	Security string   // --security value
 }
