@@ -1,0 +1,29 @@
+// Package snapshot keeps a build's root filesystems: extracted image layers
+// stored once by diffID, overlayfs mounts stacked on them, and the layer tars
+// written back from an overlay upper directory.
+//
+// A [Store] lives under one root directory:
+//
+//	<root>/layers/<diffid-hex>/   extracted or committed layers, in overlay lower format
+//	<root>/mounts/<id>/           one active mount: owner, upper/, work/, merged/
+//	<root>/tmp/                   layers and mounts being made (name encodes the owner)
+//	<root>/l/                     short symlinks to lower dirs for the mount(2) fallback
+//	<root>/empty/                 empty lower directories for scratch and read-only mounts
+//
+// Layers are made atomically (temporary directory, then rename), so a crash
+// leaves nothing half made in layers/, and [Store.Sweep] removes what a dead
+// process left in mounts/ and tmp/.
+//
+// In the layer store OCI whiteouts are kept in overlayfs form: a deleted name
+// is a character device 0/0 and an opaque directory carries the xattr
+// trusted.overlay.opaque=y. [WriteDiff] turns an upper directory back into
+// an OCI layer tar, walking only the upper, so a diff costs what the step
+// changed, not the size of the image.
+//
+// [Unpack] is the one tar extractor: every name is resolved inside the target
+// directory (openat2 RESOLVE_IN_ROOT through filepath-securejoin's pathrs-lite),
+// and the final component of each entry is never followed.
+//
+// Everything here needs root (CAP_SYS_ADMIN for mounts, CAP_MKNOD, CAP_CHOWN,
+// trusted.* xattrs) on Linux.
+package snapshot
