@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/mybuild/mybuild/internal/store"
+	"github.com/mybuild/mybuild/parser"
 )
 
 // globals are the options every subcommand shares.
@@ -97,10 +98,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		fmt.Fprintf(stderr, "error: %v\n", err)
+		printError(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// printError writes err for the user; a Dockerfile error also shows the
+// offending line, the way BuildKit does.
+func printError(w io.Writer, err error) {
+	fmt.Fprintf(w, "error: %v\n", err)
+	var perr *parser.Error
+	if errors.As(err, &perr) && perr.Source != "" {
+		fmt.Fprintf(w, "\n %4d | %s\n", perr.Loc.Line, perr.Source)
+	}
 }
 
 func findCommand(name string) *command {

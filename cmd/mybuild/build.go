@@ -1,0 +1,435 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/mybuild/mybuild/executor"
+	"github.com/mybuild/mybuild/executor/copier"
+	"github.com/mybuild/mybuild/internal/store"
+	"github.com/mybuild/mybuild/parser"
+	"github.com/mybuild/mybuild/planner"
+	"github.com/mybuild/mybuild/snapshot"
+)
+
+// buildOptions are the flags of `mybuild build`.
+type buildOptions struct {
+	file      string
+	tags      []string
+	buildArgs []string
+	target    string
+	labels    []string
+	output    string
+	iidfile   string
+	noCache   bool
+	progress  string
+	root      string
+}
+
+func buildFlags(o *buildOptions) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVarP(&o.file, "file", "f", "", "Dockerfile to build (default CONTEXT/Dockerfile; \"-\" reads it from standard input)")
+	fs.StringArrayVarP(&o.tags, "tag", "t", nil, "name and optionally a tag (name:tag) for the image; repeatable")
+	fs.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment); repeatable")
+	fs.StringVar(&o.target, "target", "", "build this stage (by name) instead of the last one")
+	fs.StringArrayVar(&o.labels, "label", nil, "set a label on the image (KEY=VALUE); repeatable")
+	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar")
+	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (config digest) to this file")
+	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results")
+	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
+	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
+	return fs
+}
+
+func cmdBuild(ctx context.Context, g *globals, args []string) error {
+	var o buildOptions
+	fs := buildFlags(&o)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(g.stdout, "Usage: mybuild build [OPTIONS] CONTEXT\n\nBuild an image from a Dockerfile and a context directory.\n\nOptions:\n%s", fs.FlagUsages())
+			return nil
+		}
+		return fmt.Errorf("%w (see 'mybuild build --help')", err)
+	}
+	if o.root != "" {
+		g.root = o.root
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("build needs exactly one CONTEXT directory argument, got %d (see 'mybuild build --help')", fs.NArg())
+	}
+	return runBuild(ctx, g, &o, fs.Arg(0))
+}
+
+func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg string) error {
+	contextDir, err := filepath.Abs(contextArg)
+	if err != nil {
+		return fmt.Errorf("context %q: %w", contextArg, err)
+	}
+	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("context directory %q does not exist or is not a directory", contextArg)
+	}
+	buildArgs, err := parseBuildArgs(o.buildArgs)
+	if err != nil {
+		return err
+	}
+	labels, err := parseKeyValues("--label", o.labels)
+	if err != nil {
+		return err
+	}
+	out, err := parseOutput(o.output)
+	if err != nil {
+		return err
+	}
+	for _, t := range o.tags {
+		if _, err := store.NormalizeName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+	}
+	sde, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	mode, err := progressMode(o.progress, g.stderr)
+	if err != nil {
+		return err
+	}
+
+	df, dfPath, err := readDockerfile(g, o.file, contextDir)
+	if err != nil {
+		return err
+	}
+	ignore, err := copier.LoadIgnore(contextDir, dfPath)
+	if err != nil {
+		return fmt.Errorf("read .dockerignore: %w", err)
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+
+	st, err := g.openStore()
+	if err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	snaps, err := snapshot.New(filepath.Join(g.root, "snapshots"))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	if err := snaps.Sweep(); err != nil {
+		fmt.Fprintf(g.stderr, "warning: sweep stale mounts: %v\n", err)
+	}
+
+	popts := planner.Options{BuildArgs: buildArgs, Target: o.target, Bases: map[string]*planner.BaseImage{}}
+	// ONBUILD triggers of a base image can name further images, so resolve
+	// until a round brings nothing new.
+	for {
+		refs, err := planner.BaseRefs(df, popts)
+		if err != nil {
+			return err
+		}
+		added := false
+		for _, r := range refs {
+			if _, ok := popts.Bases[r.Ref]; ok {
+				continue
+			}
+			bi, err := resolveBase(st, r.Ref)
+			if err != nil {
+				return &parser.Error{Loc: r.Loc, Msg: err.Error()}
+			}
+			popts.Bases[r.Ref] = bi
+			added = true
+		}
+		if !added {
+			break
+		}
+	}
+	plan, err := planner.New(df, popts)
+	if err != nil {
+		return err
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintln(g.stderr, w)
+	}
+
+	r := newRenderer(mode, g.stderr)
+	defer r.close()
+	ex := &executor.Config{
+		Store:           st,
+		Snapshots:       snaps,
+		ContextDir:      contextDir,
+		Ignore:          ignore,
+		Progress:        r.event,
+		SourceDateEpoch: sde,
+		Labels:          labels,
+		Logger:          slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	img, err := ex.Build(ctx, plan)
+	if err != nil {
+		return err
+	}
+	r.close()
+
+	id, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if out.kind == "" {
+		dgst, err := st.Put(ctx, img, o.tags)
+		if err != nil {
+			return fmt.Errorf("write image to the store: %w", err)
+		}
+		fmt.Fprintf(g.stderr, "writing image %s (manifest %s) done\n", id, dgst)
+		for _, t := range o.tags {
+			n, _ := store.NormalizeName(t)
+			fmt.Fprintf(g.stderr, "naming to %s done\n", n)
+		}
+	} else if err := out.write(ctx, img, o.tags); err != nil {
+		return err
+	}
+	if o.iidfile != "" {
+		if err := writeFileAtomic(o.iidfile, []byte(id.String())); err != nil {
+			return fmt.Errorf("write --iidfile: %w", err)
+		}
+	}
+	fmt.Fprintln(g.stdout, id.String())
+	return nil
+}
+
+// readDockerfile reads and parses the Dockerfile named by -f (or the
+// context's Dockerfile). It returns the host path ("" for stdin) for the
+// <Dockerfile>.dockerignore lookup.
+func readDockerfile(g *globals, file, contextDir string) (*parser.Dockerfile, string, error) {
+	var r io.Reader
+	name, path := file, file
+	switch file {
+	case "-":
+		r, path = g.stdin, ""
+	case "":
+		name, path = "Dockerfile", filepath.Join(contextDir, "Dockerfile")
+		fallthrough
+	default:
+		f, err := os.Open(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, "", fmt.Errorf("dockerfile %q not found", name)
+			}
+			return nil, "", fmt.Errorf("open dockerfile: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	df, err := parser.Parse(r, name)
+	if err != nil {
+		return nil, "", err
+	}
+	return df, path, nil
+}
+
+// resolveBase finds a base image in the local store.
+func resolveBase(st *store.Store, ref string) (*planner.BaseImage, error) {
+	img, dgst, err := st.Image(ref)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("base image %q not found in the local store (load it with 'mybuild load' or build it first)", ref)
+		}
+		return nil, fmt.Errorf("base image %q: %w", ref, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("base image %q: read config: %w", ref, err)
+	}
+	return &planner.BaseImage{Ref: ref, Digest: dgst, Config: *cf}, nil
+}
+
+// parseBuildArgs turns --build-arg values into a map; "KEY" alone takes the
+// value from the environment and is dropped when unset, as docker does.
+func parseBuildArgs(list []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid --build-arg %q: want KEY=VALUE", a)
+		}
+		if !ok {
+			env, set := os.LookupEnv(k)
+			if !set {
+				continue
+			}
+			v = env
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func parseKeyValues(flag string, list []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("invalid %s %q: want KEY=VALUE", flag, a)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// sourceDateEpoch reads $SOURCE_DATE_EPOCH (seconds since the epoch).
+func sourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: want a number of seconds", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// writeFileAtomic writes data to a temp file next to path, fsyncs it and
+// renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	return withAtomicFile(path, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// withAtomicFile lets write fill a temp file next to path, then fsyncs and
+// renames it to path; on any error the temp file is removed.
+func withAtomicFile(path string, write func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// output is a parsed --output value.
+type output struct {
+	kind string // "" (local store), "oci", "oci-archive", "docker-archive"
+	dest string
+}
+
+func parseOutput(s string) (*output, error) {
+	if s == "" {
+		return &output{}, nil
+	}
+	o := &output{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("invalid --output %q: %q is not KEY=VALUE", s, part)
+		}
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.kind = v
+		case "dest":
+			o.dest = v
+		default:
+			return nil, fmt.Errorf("invalid --output %q: unknown key %q", s, k)
+		}
+	}
+	switch o.kind {
+	case "oci", "oci-archive", "docker-archive":
+	case "":
+		return nil, fmt.Errorf("invalid --output %q: type= is required", s)
+	default:
+		return nil, fmt.Errorf("invalid --output %q: unsupported type %q (want oci, oci-archive or docker-archive)", s, o.kind)
+	}
+	if o.dest == "" {
+		return nil, fmt.Errorf("invalid --output %q: dest= is required", s)
+	}
+	return o, nil
+}
+
+// check fails early, before any work, when the destination is not writable.
+func (o *output) check() error {
+	if o.kind == "" {
+		return nil
+	}
+	dir := o.dest
+	if o.kind != "oci" {
+		dir = filepath.Dir(o.dest)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--output dest %q is not writable: %w", o.dest, err)
+	}
+	f, err := os.CreateTemp(dir, ".mybuild-probe-*")
+	if err != nil {
+		return fmt.Errorf("--output dest %q is not writable: %w", o.dest, unwrapPath(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (o *output) write(ctx context.Context, img v1.Image, tags []string) error {
+	names := make([]string, 0, len(tags))
+	for _, t := range tags {
+		n, err := store.NormalizeName(t)
+		if err != nil {
+			return err
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	switch o.kind {
+	case "oci":
+		if err := store.WriteLayout(ctx, o.dest, img, names); err != nil {
+			return fmt.Errorf("write --output %s: %w", o.dest, err)
+		}
+	default:
+		format := store.FormatOCIArchive
+		if o.kind == "docker-archive" {
+			format = store.FormatDockerArchive
+		}
+		err := withAtomicFile(o.dest, func(f *os.File) error {
+			return store.WriteArchive(ctx, f, img, names, format)
+		})
+		if err != nil {
+			return fmt.Errorf("write --output %s: %w", o.dest, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+func TestBuildOutputs(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nCMD [\"cat\", \"/a.txt\"]\n", "a.txt": "a\n"})
+	dir := t.TempDir()
+	ociDir := filepath.Join(dir, "layout")
+	e.mustRun("build", "-t", "out:1", "-o", "type=oci,dest="+ociDir, ctx)
+	img := layoutImage(t, ociDir, "out:1")
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("validate.Image of the OCI layout: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "oci")); err == nil {
+		if strings.Contains(e.mustRun("images").stdout, "out ") {
+			t.Errorf("--output also wrote to the store")
+		}
+	}
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		out, err := exec.Command("skopeo", "inspect", "--config", "oci:"+ociDir+":out:1").CombinedOutput()
+		if err != nil {
+			t.Fatalf("skopeo inspect: %v\n%s", err, out)
+		}
+		var cfg struct{ Config struct{ Cmd []string } }
+		if err := json.Unmarshal(out, &cfg); err != nil || strings.Join(cfg.Config.Cmd, " ") != "cat /a.txt" {
+			t.Errorf("skopeo sees config %s (err %v)", out, err)
+		}
+	} else {
+		t.Log("skopeo not installed; skipping the skopeo check")
+	}
+	if _, err := exec.LookPath("umoci"); err == nil {
+		out, err := exec.Command("umoci", "ls", "--layout", ociDir).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "out:1") {
+			t.Errorf("umoci ls: %v\n%s", err, out)
+		}
+		out, err = exec.Command("umoci", "ls", "--layout", filepath.Join(e.root, "oci")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "busybox:latest") {
+			t.Errorf("umoci ls of the store: %v\n%s", err, out)
+		}
+	}
+
+	for _, format := range []string{"oci-archive", "docker-archive"} {
+		t.Run(format, func(t *testing.T) {
+			tarPath := filepath.Join(dir, format+".tar")
+			e.mustRun("build", "-t", "arch:"+format, "-o", "type="+format+",dest="+tarPath, ctx)
+			other := &env{t: t, root: t.TempDir()}
+			other.mustRun("load", "-i", tarPath)
+			img := other.image("arch:" + format)
+			if err := validate.Image(img); err != nil {
+				t.Fatalf("validate.Image after load: %v", err)
+			}
+			if cmd := configFile(t, img).Config.Cmd; strings.Join(cmd, " ") != "cat /a.txt" {
+				t.Errorf("loaded image Cmd = %q", cmd)
+			}
+		})
+	}
+}
+
+func TestStoreCommands(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nENV A=1\n", "a.txt": "a\n"})
+	// -f - reads the Dockerfile from stdin; no subcommand means build.
+	r := e.runIn(e.root, strings.NewReader("FROM busybox\nCOPY a.txt /a.txt\nENV A=1\n"), "-f", "-", "-t", "app:v1", ctx)
+	if r.err != nil {
+		t.Fatalf("build from stdin: %v\n%s", r.err, r.stderr)
+	}
+	images := e.mustRun("images").stdout
+	for _, w := range []string{"REPOSITORY", "app", "v1", "busybox", "latest"} {
+		if !strings.Contains(images, w) {
+			t.Errorf("images output lacks %q:\n%s", w, images)
+		}
+	}
+	hist := e.mustRun("history", "app:v1").stdout
+	for _, w := range []string{"ENV A=1", "COPY a.txt /a.txt"} {
+		if !strings.Contains(hist, w) {
+			t.Errorf("history lacks %q:\n%s", w, hist)
+		}
+	}
+	var inspect []map[string]any
+	if err := json.Unmarshal([]byte(e.mustRun("inspect", "app:v1").stdout), &inspect); err != nil || len(inspect) != 1 {
+		t.Fatalf("inspect output is not a one-element JSON array: %v", err)
+	}
+	e.mustRun("tag", "app:v1", "app:v2")
+	if cf := configFile(t, e.image("app:v2")); len(cf.Config.Env) == 0 {
+		t.Errorf("tagged image has no env")
+	}
+	save := filepath.Join(t.TempDir(), "app.tar")
+	e.mustRun("save", "app:v2", "-o", save)
+	e.mustRun("rmi", "app:v2")
+	if strings.Contains(e.mustRun("images").stdout, "v2") {
+		t.Errorf("rmi left the tag")
+	}
+	e.mustFail("inspect", "app:v2")
+	e.mustRun("load", "-i", save)
+	e.image("app:v2")
+	_ = ctx
+}

@@ -1,0 +1,404 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/patternmatcher"
+
+	"github.com/mybuild/mybuild/internal/progress"
+	"github.com/mybuild/mybuild/internal/store"
+	"github.com/mybuild/mybuild/planner"
+	"github.com/mybuild/mybuild/snapshot"
+)
+
+// historyComment is what BuildKit writes as the comment of each history entry.
+const historyComment = "buildkit.dockerfile.v0"
+
+// Config configures a build. Store and Snapshots are required; every other
+// zero value works (no context, no ignore file, progress discarded, build
+// time from the clock, no extra labels).
+type Config struct {
+	Store     *store.Store
+	Snapshots *snapshot.Store
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Ignore holds the context's .dockerignore patterns (nil: none).
+	Ignore *patternmatcher.PatternMatcher
+	// Progress receives step events.
+	Progress progress.Sink
+	// SourceDateEpoch, when set, is the time of every history entry, of the
+	// image, and the upper bound of every file time in the layers built.
+	SourceDateEpoch *time.Time
+	// Labels are --label values, added to the target image's config.
+	Labels map[string]string
+	// Logger receives diagnostics (nil: discarded).
+	Logger *slog.Logger
+}
+
+// state is a stage's result so far: its layers, their extracted
+// directories (bottom first, "" where not extracted yet), history and config.
+type state struct {
+	layers  []v1.Layer
+	dirs    []string
+	history []v1.History
+	config  v1.ConfigFile
+}
+
+func (s *state) clone() *state {
+	c := &state{
+		layers:  append([]v1.Layer(nil), s.layers...),
+		dirs:    append([]string(nil), s.dirs...),
+		history: append([]v1.History(nil), s.history...),
+		config:  *s.config.DeepCopy(),
+	}
+	return c
+}
+
+// build is one run of Config.Build.
+type build struct {
+	cfg     *Config
+	results map[int]*state
+	started time.Time
+	nextID  atomic.Int64
+}
+
+// Build executes plan and returns the target stage's image. The image's
+// layers are in the store already; the image itself is not (the caller
+// decides where it goes).
+func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error) {
+	if c.Store == nil || c.Snapshots == nil {
+		return nil, errors.New("executor: Store and Snapshots are required")
+	}
+	b := &build{cfg: c, results: make(map[int]*state), started: time.Now().UTC()}
+	for _, st := range plan.Stages {
+		s, err := b.runStage(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		b.results[st.Index] = s
+	}
+	return b.image(b.results[plan.Target.Index], c.Labels)
+}
+
+func (b *build) emit(ev progress.Event) {
+	if b.cfg.Progress == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	b.cfg.Progress(ev)
+}
+
+func (b *build) logger() *slog.Logger {
+	if b.cfg.Logger != nil {
+		return b.cfg.Logger
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// now is the time written into history entries and the image config.
+func (b *build) now() time.Time {
+	if b.cfg.SourceDateEpoch != nil {
+		return b.cfg.SourceDateEpoch.UTC()
+	}
+	return b.started
+}
+
+// dirTime is the modification time of directories a step creates: fixed,
+// so that unchanged inputs give the same layer.
+func (b *build) dirTime() time.Time {
+	if b.cfg.SourceDateEpoch != nil {
+		return *b.cfg.SourceDateEpoch
+	}
+	return time.Unix(0, 0)
+}
+
+// stepName is the progress label BuildKit prints: "[builder 2/5] COPY . /app".
+func stepName(st *planner.Stage, k, n int, text string) string {
+	prefix := ""
+	if st.Name != "" {
+		prefix = st.Name + " "
+	}
+	return fmt.Sprintf("[%s%d/%d] %s", prefix, k, n, text)
+}
+
+func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error) {
+	n := 1
+	for _, step := range st.Steps {
+		if step.Kind != planner.StepMeta {
+			n++
+		}
+	}
+	s, err := b.baseState(ctx, st, stepName(st, 1, n, fromText(st)))
+	if err != nil {
+		return nil, err
+	}
+	k := 1
+	for _, step := range st.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if step.Kind == planner.StepMeta {
+			if !step.NoHistory {
+				s.history = append(s.history, b.historyEntry(step, true))
+			}
+			s.config.Config = step.Config
+			s.config.Author = step.Author
+			continue
+		}
+		k++
+		id := int(b.nextID.Add(1))
+		name := stepName(st, k, n, step.Instruction)
+		b.emit(progress.Event{ID: id, Name: name, Status: progress.Started})
+		t0 := time.Now()
+		empty, err := b.runFSStep(ctx, s, step)
+		if err != nil {
+			b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error(), Duration: time.Since(t0)})
+			return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
+		}
+		b.emit(progress.Event{ID: id, Name: name, Status: progress.Done, Duration: time.Since(t0)})
+		if !empty || !step.NoHistory {
+			s.history = append(s.history, b.historyEntry(step, empty))
+		}
+		s.config.Config = step.Config
+		s.config.Author = step.Author
+	}
+	return s, nil
+}
+
+func fromText(st *planner.Stage) string {
+	switch st.BaseKind {
+	case planner.BaseImageRef:
+		return "FROM " + st.BaseImage.Ref
+	case planner.BaseStage:
+		return fmt.Sprintf("FROM stage %d", st.BaseStage)
+	}
+	return "FROM scratch"
+}
+
+func (b *build) historyEntry(step *planner.Step, empty bool) v1.History {
+	return v1.History{
+		Created:    v1.Time{Time: b.now()},
+		CreatedBy:  step.CreatedBy,
+		Comment:    step.Comment,
+		EmptyLayer: empty,
+	}
+}
+
+// baseState is the state a stage starts from.
+func (b *build) baseState(ctx context.Context, st *planner.Stage, name string) (*state, error) {
+	id := int(b.nextID.Add(1))
+	b.emit(progress.Event{ID: id, Name: name, Status: progress.Started})
+	t0 := time.Now()
+	var s *state
+	var err error
+	switch st.BaseKind {
+	case planner.BaseScratch:
+		s = &state{}
+	case planner.BaseStage:
+		prev, ok := b.results[st.BaseStage]
+		if !ok {
+			err = fmt.Errorf("stage %d has not been built", st.BaseStage)
+			break
+		}
+		s = prev.clone()
+	case planner.BaseImageRef:
+		s, err = b.imageState(st.BaseImage)
+	}
+	if err != nil {
+		b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error()})
+		return nil, &StepError{Loc: st.Loc, Instruction: fromText(st), Err: err}
+	}
+	s.config = *st.Config.DeepCopy()
+	b.emit(progress.Event{ID: id, Name: name, Status: progress.Done, Duration: time.Since(t0)})
+	return s, nil
+}
+
+// imageState loads an image of the store as a starting state.
+func (b *build) imageState(bi *planner.BaseImage) (*state, error) {
+	img, _, err := b.cfg.Store.Image(bi.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("load base image %q: %w", bi.Ref, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("read layers of %q: %w", bi.Ref, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read config of %q: %w", bi.Ref, err)
+	}
+	s := &state{layers: layers, dirs: make([]string, len(layers)), config: *cf.DeepCopy()}
+	s.history = append(s.history, cf.History...)
+	if len(s.history) == 0 {
+		// An image without history: one entry per layer keeps them paired.
+		for range layers {
+			s.history = append(s.history, v1.History{Created: cf.Created})
+		}
+	}
+	return s, nil
+}
+
+// lowers extracts what is not extracted yet and returns the layer
+// directories top-most first, as overlay's lowerdir lists them.
+func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
+	out := make([]string, 0, len(s.layers))
+	for i := len(s.layers) - 1; i >= 0; i-- {
+		if s.dirs[i] == "" {
+			l := s.layers[i]
+			diffID, err := l.DiffID()
+			if err != nil {
+				return nil, fmt.Errorf("read layer diffID: %w", err)
+			}
+			dir, err := b.cfg.Snapshots.Extract(ctx, diffID, l.Uncompressed)
+			if err != nil {
+				return nil, fmt.Errorf("extract layer %s: %w", shortID(diffID), err)
+			}
+			s.dirs[i] = dir
+		}
+		out = append(out, s.dirs[i])
+	}
+	return out, nil
+}
+
+func shortID(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Hex[:12]
+	}
+	return h.Hex
+}
+
+// runFSStep runs a step that may change the filesystem on an overlay mount
+// of s, and appends the resulting layer to s. It reports whether the step
+// changed nothing (no layer, an empty_layer history entry).
+func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bool, error) {
+	lowers, err := b.lowers(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	m, err := b.cfg.Snapshots.Mount(ctx, lowers)
+	if err != nil {
+		return false, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if err := m.Release(); err != nil {
+				b.logger().Warn("release mount", "err", err)
+			}
+		}
+	}()
+	switch step.Kind {
+	case planner.StepCopy:
+		err = b.copyStep(ctx, m.Dir, step)
+	case planner.StepWorkdir:
+		err = b.workdirStep(m.Dir, step)
+	case planner.StepRun:
+		err = errors.New("RUN is not supported yet")
+	default:
+		err = fmt.Errorf("unknown step kind %d", step.Kind)
+	}
+	if err != nil {
+		return false, err
+	}
+	empty, err := snapshot.IsEmpty(m.Upper)
+	if err != nil {
+		return false, fmt.Errorf("read upper dir: %w", err)
+	}
+	if empty {
+		return true, nil
+	}
+	layer, err := b.cfg.Store.WriteLayer(ctx, func(w io.Writer) error {
+		_, err := snapshot.WriteDiff(ctx, w, m.Upper, snapshot.DiffOptions{SourceDateEpoch: b.cfg.SourceDateEpoch})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("write layer: %w", err)
+	}
+	diffID, err := layer.DiffID()
+	if err != nil {
+		return false, err
+	}
+	dir, err := b.cfg.Snapshots.Commit(m, diffID)
+	if err != nil {
+		return false, fmt.Errorf("commit snapshot: %w", err)
+	}
+	committed = true
+	s.layers = append(s.layers, layer)
+	s.dirs = append(s.dirs, dir)
+	return false, nil
+}
+
+// image assembles the OCI image of s.
+func (b *build) image(s *state, labels map[string]string) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	layers := make([]v1.Layer, len(s.layers))
+	diffIDs := make([]v1.Hash, len(s.layers))
+	for i, l := range s.layers {
+		layers[i] = ociLayer{l}
+		d, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		diffIDs[i] = d
+	}
+	img, err := mutate.AppendLayers(img, layers...)
+	if err != nil {
+		return nil, fmt.Errorf("append layers: %w", err)
+	}
+	cf := s.config.DeepCopy()
+	if cf.OS == "" {
+		cf.OS = "linux"
+	}
+	if cf.Architecture == "" {
+		cf.Architecture = runtime.GOARCH
+	}
+	cf.Created = v1.Time{Time: b.now()}
+	cf.RootFS = v1.RootFS{Type: "layers", DiffIDs: diffIDs}
+	cf.History = s.history
+	if len(labels) > 0 {
+		if cf.Config.Labels == nil {
+			cf.Config.Labels = map[string]string{}
+		}
+		for k, v := range labels {
+			cf.Config.Labels[k] = v
+		}
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// ociLayer presents a Docker-media-typed layer (from a base image) with the
+// equivalent OCI media type: the bytes, and so the digests, are the same.
+type ociLayer struct{ v1.Layer }
+
+// MediaType implements v1.Layer.
+func (l ociLayer) MediaType() (types.MediaType, error) {
+	mt, err := l.Layer.MediaType()
+	if err != nil {
+		return "", err
+	}
+	switch mt {
+	case types.DockerLayer:
+		return types.OCILayer, nil
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer, nil
+	}
+	if strings.HasPrefix(string(mt), "application/vnd.docker.image.rootfs.foreign") {
+		return types.OCIRestrictedLayer, nil
+	}
+	return mt, nil
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# install-deps.sh: install the Debian packages mybuild's demo and tests use,
+# when they are missing. Idempotent; needs root (or sudo) for apt-get.
+set -euo pipefail
+
+PKGS=(busybox-static skopeo umoci jq)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+	exit 0
+fi
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "install-deps: apt-get install ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
