@@ -48,7 +48,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringArrayVar(&o.labels, "label", nil, "set a label on the image (KEY=VALUE); repeatable")
 	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar")
 	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (config digest) to this file")
-	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results")
+	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results (there is no step cache yet: every step runs)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
 	return fs
