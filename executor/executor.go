@@ -281,7 +281,7 @@ func shortID(h v1.Hash) string {
 	return h.Hex
 }
 
-// runFSStep runs a step that may change the filesystem on an overlay mount
+// runFSStep runs a step that may change the filesystem on a snapshot mount
 // of s, and appends the resulting layer to s. It reports whether the step
 // changed nothing (no layer, an empty_layer history entry).
 func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bool, error) {
@@ -314,7 +314,11 @@ func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bo
 	if err != nil {
 		return false, err
 	}
-	empty, err := snapshot.IsEmpty(m.Upper)
+	upper, err := m.Changes(ctx)
+	if err != nil {
+		return false, err
+	}
+	empty, err := snapshot.IsEmpty(upper)
 	if err != nil {
 		return false, fmt.Errorf("read upper dir: %w", err)
 	}
@@ -322,7 +326,7 @@ func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bo
 		return true, nil
 	}
 	layer, err := b.cfg.Store.WriteLayer(ctx, func(w io.Writer) error {
-		_, err := snapshot.WriteDiff(ctx, w, m.Upper, snapshot.DiffOptions{SourceDateEpoch: b.cfg.SourceDateEpoch})
+		_, err := snapshot.WriteDiff(ctx, w, upper, snapshot.DiffOptions{SourceDateEpoch: b.cfg.SourceDateEpoch})
 		return err
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ func newConfig(t *testing.T, contextDir string) *executor.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snaps, err := snapshot.New(filepath.Join(root, "snapshots"))
+	snaps, err := snapshot.New(filepath.Join(root, "snapshots"), snapshot.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

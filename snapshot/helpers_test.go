@@ -23,23 +23,31 @@ import (
 )
 
 // TestMain fails the run if a test left a mount under the temp directory.
+// The tests get a temp directory of their own, so that mounts of other
+// packages' tests running at the same time do not count.
 func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "mybuild-snapshot-tests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("TMPDIR", tmp) // test binary only: t.TempDir and os.MkdirTemp follow it
 	code := m.Run()
-	if left := leftoverMounts(); len(left) > 0 {
+	if left := leftoverMounts(tmp); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "mounts left after tests:\n%s\n", strings.Join(left, "\n"))
 		code = 1
 	}
+	os.RemoveAll(tmp)
 	os.Exit(code)
 }
 
-func leftoverMounts() []string {
+func leftoverMounts(tmp string) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
 	var left []string
-	tmp := os.TempDir()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -51,60 +59,103 @@ func leftoverMounts() []string {
 }
 
 var (
-	probeOnce   sync.Once
-	probeReason string
+	probeOnce     sync.Once
+	privReason    string // why the store cannot work here at all
+	overlayReason string // why overlay mounts cannot be made here
 )
 
-// requireOverlay skips the test unless this process can mount overlayfs and
-// make device nodes (root on a kernel and filesystem that allow it).
-func requireOverlay(t *testing.T) {
-	t.Helper()
+func probe() {
 	probeOnce.Do(func() {
 		if os.Geteuid() != 0 {
-			probeReason = "needs root"
+			privReason = "needs root"
 			return
 		}
 		dir, err := os.MkdirTemp("", "snapshot-probe-")
 		if err != nil {
-			probeReason = err.Error()
+			privReason = err.Error()
 			return
 		}
 		defer os.RemoveAll(dir)
 		if err := unix.Mknod(filepath.Join(dir, "wh"), unix.S_IFCHR, 0); err != nil {
-			probeReason = "mknod refused: " + err.Error()
+			privReason = "mknod refused: " + err.Error()
 			return
 		}
 		if err := unix.Setxattr(dir, "trusted.probe", []byte("y"), 0); err != nil {
-			probeReason = "trusted xattrs refused: " + err.Error()
+			privReason = "trusted xattrs refused: " + err.Error()
 			return
 		}
-		s, err := New(filepath.Join(dir, "store"))
+		s, err := New(filepath.Join(dir, "store"), Options{Driver: DriverOverlay})
 		if err != nil {
-			probeReason = err.Error()
+			overlayReason = err.Error()
 			return
 		}
 		m, err := s.Mount(context.Background(), nil)
 		if err != nil {
-			probeReason = "overlay mount refused: " + err.Error()
+			overlayReason = "overlay mount refused: " + err.Error()
 			return
 		}
 		if err := m.Release(); err != nil {
-			probeReason = err.Error()
+			overlayReason = err.Error()
 		}
 	})
-	if probeReason != "" {
-		t.Skip(probeReason)
+}
+
+// requirePrivileges skips the test unless this process can make device
+// nodes and trusted xattrs (root on a kernel and filesystem that allow it).
+func requirePrivileges(t *testing.T) {
+	t.Helper()
+	probe()
+	if privReason != "" {
+		t.Skip(privReason)
 	}
 }
 
+// requireOverlay skips the test unless this process also can mount
+// overlayfs.
+func requireOverlay(t *testing.T) {
+	t.Helper()
+	requirePrivileges(t)
+	if overlayReason != "" {
+		t.Skip(overlayReason)
+	}
+}
+
+// drivers are the snapshotters the driver-independent tests run against.
+var drivers = []string{DriverOverlay, DriverNaive}
+
+// newStore opens a store with the overlay snapshotter.
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	requireOverlay(t)
-	s, err := New(filepath.Join(t.TempDir(), "store"))
+	return newDriverStore(t, DriverOverlay)
+}
+
+// newDriverStore opens a store with the snapshotter driver, skipping the
+// test if this machine cannot run it.
+func newDriverStore(t *testing.T, driver string) *Store {
+	t.Helper()
+	if driver == DriverNaive {
+		requirePrivileges(t)
+	} else {
+		requireOverlay(t)
+	}
+	s, err := New(filepath.Join(t.TempDir(), "store"), Options{Driver: driver})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.Driver() != driver {
+		t.Fatalf("store driver %q, want %q", s.Driver(), driver)
+	}
 	return s
+}
+
+// changes returns the upper directory of m's changes.
+func changes(t *testing.T, m *Mount) string {
+	t.Helper()
+	upper, err := m.Changes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return upper
 }
 
 // mount mounts lowers and releases the mount when the test ends.

@@ -16,16 +16,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Mount is an overlay mount made by a [Store]. Release it (or Commit it)
+// Mount is a root filesystem made by a [Store]: an overlay mount, or with
+// the naive snapshotter a copy of the layers. Release it (or Commit it)
 // when done.
 type Mount struct {
 	// Dir is the merged root filesystem.
 	Dir string
 	// Upper is the upper directory, where the mount's changes land; empty
-	// for a read-only mount.
+	// for a read-only mount. With the naive snapshotter it is only filled
+	// by [Mount.Changes]: use that rather than Upper.
 	Upper string
 
-	path string // mounts/<id>
+	path  string      // mounts/<id>
+	naive *naiveState // set for the naive snapshotter
 
 	mu       sync.Mutex
 	released bool
@@ -38,7 +41,9 @@ type Mount struct {
 // top-most lower. The overlay runs with redirect_dir, metacopy and index
 // off, as Docker's overlay2 does, so that the upper stays an OCI diff:
 // renaming a directory that comes from a lower fails with EXDEV, and tools
-// such as mv then copy it.
+// such as mv then copy it. With the naive snapshotter m.Dir is a copy of
+// the merged layers instead. Either way, [Mount.Changes] gives the upper
+// directory once the step is done.
 func (s *Store) Mount(ctx context.Context, lowers []string) (*Mount, error) {
 	m, err := s.mount(ctx, lowers, true)
 	if err != nil {
@@ -51,7 +56,8 @@ func (s *Store) Mount(ctx context.Context, lowers []string) (*Mount, error) {
 // read-only on m.Dir, with no upper directory; m.Upper is empty. It is an
 // overlay for any number of lowers (padded with empty directories, since
 // overlay needs two without an upper), so whiteouts in a single lower stay
-// hidden.
+// hidden. With the naive snapshotter m.Dir is a copy, which nothing stops
+// from being written to.
 func (s *Store) MountReadOnly(ctx context.Context, lowers []string) (*Mount, error) {
 	m, err := s.mount(ctx, lowers, false)
 	if err != nil {
@@ -88,7 +94,7 @@ func (s *Store) mount(ctx context.Context, lowers []string, writable bool) (*Mou
 	if err != nil {
 		return nil, err
 	}
-	if err := s.prepareMountDir(tmp, &top, writable); err != nil {
+	if err := s.prepareMountDir(tmp, &top, writable && !s.naive); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -102,11 +108,48 @@ func (s *Store) mount(ctx context.Context, lowers []string, writable bool) (*Mou
 	if writable {
 		m.Upper = filepath.Join(dir, "upper")
 	}
-	if err := s.mountOverlay(stack, dir, writable); err != nil {
+	if s.naive {
+		err = s.mountNaive(ctx, m, stack)
+	} else {
+		err = s.mountOverlay(stack, dir, writable)
+	}
+	if err != nil {
 		removeMountDir(dir)
 		return nil, err
 	}
 	return m, nil
+}
+
+// Changes returns the upper directory holding what changed in m.Dir since
+// it was mounted, in overlay form (whiteouts as character devices 0/0,
+// opaque directories marked with trusted.overlay.opaque=y), for [IsEmpty],
+// [WriteDiff] and [Store.Commit]. Call it once the step is done. For an
+// overlay mount it is m.Upper, as it stands. The naive snapshotter walks
+// m.Dir and compares it with the layers (owner, mode, times, size, xattrs,
+// link counts, and contents where the change time leaves a doubt), each
+// call afresh: a deleted name becomes a whiteout, one per name, as BuildKit
+// writes them, and a directory put in place of another entry is opaque,
+// as overlayfs makes it.
+func (m *Mount) Changes(ctx context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.released:
+		return "", errors.New("compute changes: mount already released")
+	case m.Upper == "":
+		return "", errors.New("compute changes: read-only mount has no upper directory")
+	case m.naive == nil:
+		return m.Upper, nil
+	}
+	if err := os.RemoveAll(m.Upper); err != nil {
+		return "", fmt.Errorf("compute changes: %w", err)
+	}
+	w := &changeWalker{treeCopier: newTreeCopier(ctx), st: m.naive, merged: m.Dir, upper: m.Upper}
+	if err := m.naiveChanges(w); err != nil {
+		return "", fmt.Errorf("compute changes: %w", err)
+	}
+	m.naive.changed = true
+	return m.Upper, nil
 }
 
 func (s *Store) prepareMountDir(dir string, top *unix.Stat_t, writable bool) error {

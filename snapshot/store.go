@@ -32,10 +32,14 @@ type Store struct {
 	// legacy is set once the kernel turned out not to know overlay's
 	// "lowerdir+" (Linux < 6.8): mounts then go through mount(2).
 	legacy atomic.Bool
+
+	naive  bool   // the naive snapshotter instead of overlayfs
+	notice string // why DriverAuto chose the naive snapshotter
 }
 
-// New opens the store at root, making its directories if needed.
-func New(root string) (*Store, error) {
+// New opens the store at root, making its directories if needed, and
+// chooses its snapshotter as opts says.
+func New(root string, opts Options) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
@@ -57,6 +61,9 @@ func New(root string) (*Store, error) {
 		if err := os.Chmod(s.path(d), 0o755); err != nil {
 			return nil, fmt.Errorf("open snapshot store: %w", err)
 		}
+	}
+	if err := s.chooseDriver(opts.Driver); err != nil {
+		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
 	return s, nil
 }
@@ -180,7 +187,8 @@ func (s *Store) extract(ctx context.Context, diffID v1.Hash, final string, open 
 // Commit unmounts m and moves its upper directory into the store as the
 // layer diffID, already in overlay lower format, so that a built layer is
 // never extracted again; it returns the layer directory. diffID is the
-// caller's digest of [WriteDiff]'s tar of m.Upper, so WriteDiff comes first.
+// caller's digest of [WriteDiff]'s tar of [Mount.Changes], so both come
+// first.
 // If the store already has diffID, m's upper is simply discarded. m is
 // released either way.
 func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
@@ -195,6 +203,8 @@ func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
 		return "", errors.New("commit layer: mount already released")
 	case m.Upper == "":
 		return "", errors.New("commit layer: read-only mount has no upper directory")
+	case m.naive != nil && !m.naive.changed:
+		return "", errors.New("commit layer: changes not computed")
 	}
 	if err := unmount(m.Dir, false); err != nil {
 		return "", fmt.Errorf("commit layer: %w", err)

@@ -65,7 +65,7 @@ func TestExtractMerged(t *testing.T) {
 
 func TestExtractConcurrent(t *testing.T) {
 	s := newStore(t)
-	other, err := New(s.root) // a second process sharing the root
+	other, err := New(s.root, Options{Driver: DriverOverlay}) // a second process sharing the root
 	must(t, err)
 	var ents []ent
 	for i := range 200 {
@@ -193,33 +193,48 @@ func TestMountReadOnly(t *testing.T) {
 }
 
 func TestMountScratch(t *testing.T) {
-	s := newStore(t)
-	m := mount(t, s, false)
-	writeFile(t, filepath.Join(m.Dir, "f"), "x", 0o644)
-	must(t, os.Mkdir(filepath.Join(m.Dir, "d"), 0o700))
-	var buf bytes.Buffer
-	n, err := WriteDiff(context.Background(), &buf, m.Upper, DiffOptions{})
-	must(t, err)
-	want := []got{{Name: "d/", Type: tar.TypeDir, Mode: 0o700}, {Name: "f", Type: tar.TypeReg, Mode: 0o644, Size: 1}}
-	if diff := cmp.Diff(want, readTar(t, buf.Bytes())); diff != "" || n != 2 {
-		t.Errorf("scratch diff, %d entries (-want +got):\n%s", n, diff)
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			s := newDriverStore(t, driver)
+			m := mount(t, s, false)
+			writeFile(t, filepath.Join(m.Dir, "f"), "x", 0o644)
+			must(t, os.Mkdir(filepath.Join(m.Dir, "d"), 0o700))
+			var buf bytes.Buffer
+			n, err := WriteDiff(context.Background(), &buf, changes(t, m), DiffOptions{})
+			must(t, err)
+			want := []got{{Name: "d/", Type: tar.TypeDir, Mode: 0o700}, {Name: "f", Type: tar.TypeReg, Mode: 0o644, Size: 1}}
+			if diff := cmp.Diff(want, readTar(t, buf.Bytes())); diff != "" || n != 2 {
+				t.Errorf("scratch diff, %d entries (-want +got):\n%s", n, diff)
+			}
+		})
 	}
 }
 
 func TestMountRootAttributes(t *testing.T) {
-	s := newStore(t)
-	l := extract(t, s, buildTar(t, ent{Name: "./", Mode: 0o751, UID: 3, GID: 4}))
-	m := mount(t, s, false, l)
-	if st := lstat(t, m.Dir); st.Mode&0o7777 != 0o751 || st.Uid != 3 || st.Gid != 4 {
-		t.Errorf("merged root %o %d:%d, want 751 3:4", st.Mode&0o7777, st.Uid, st.Gid)
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			s := newDriverStore(t, driver)
+			l := extract(t, s, buildTar(t, ent{Name: "./", Mode: 0o751, UID: 3, GID: 4}))
+			m := mount(t, s, false, l)
+			if st := lstat(t, m.Dir); st.Mode&0o7777 != 0o751 || st.Uid != 3 || st.Gid != 4 {
+				t.Errorf("merged root %o %d:%d, want 751 3:4", st.Mode&0o7777, st.Uid, st.Gid)
+			}
+		})
 	}
 }
 
 func TestCommitExisting(t *testing.T) {
-	s := newStore(t)
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) { testCommitExisting(t, driver) })
+	}
+}
+
+func testCommitExisting(t *testing.T, driver string) {
+	s := newDriverStore(t, driver)
 	l := extract(t, s, buildTar(t, ent{Name: "f", Body: "x"}))
 	m := mount(t, s, false)
 	writeFile(t, filepath.Join(m.Dir, "other"), "y", 0o644)
+	changes(t, m)
 	got, err := s.Commit(m, diffIDOf(buildTar(t, ent{Name: "f", Body: "x"})))
 	must(t, err)
 	if got != l {

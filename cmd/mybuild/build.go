@@ -36,6 +36,13 @@ type buildOptions struct {
 	noCache   bool
 	progress  string
 	root      string
+
+	pull         pullPolicy    // --pull: when FROM images are pulled
+	push         bool          // --push: push every -t after storing
+	registry     registryFlags // --platform, --insecure-registry
+	metadataFile string        // --metadata-file
+
+	snapshotter string // --snapshotter: auto, overlay or naive
 }
 
 func buildFlags(o *buildOptions) *pflag.FlagSet {
@@ -51,6 +58,12 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results (there is no step cache yet: every step runs)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
+	fs.StringVar(&o.snapshotter, "snapshotter", snapshot.DriverAuto, "how step filesystems are made: auto (overlay if it can be mounted, else naive), overlay, naive (copies and compares; slower, needs no overlayfs)")
+	fs.Var(&o.pull, "pull", "when to pull FROM images: missing (not in the local store), always, never; --pull alone means always")
+	fs.Lookup("pull").NoOptDefVal = string(pullAlways)
+	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name after storing it")
+	o.registry.add(fs, true)
+	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
 	return fs
 }
 
@@ -124,9 +137,12 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err != nil {
 		return fmt.Errorf("open image store: %w", err)
 	}
-	snaps, err := snapshot.New(filepath.Join(g.root, "snapshots"))
+	snaps, err := snapshot.New(filepath.Join(g.root, "snapshots"), snapshot.Options{Driver: o.snapshotter})
 	if err != nil {
-		return fmt.Errorf("open snapshot store: %w", err)
+		return err
+	}
+	if n := snaps.Notice(); n != "" {
+		fmt.Fprintf(g.stderr, "notice: %s\n", n)
 	}
 	if err := snaps.Sweep(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale mounts: %v\n", err)
@@ -145,7 +161,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			if _, ok := popts.Bases[r.Ref]; ok {
 				continue
 			}
-			bi, err := resolveBase(st, r.Ref)
+			bi, err := resolveBase(ctx, g, st, r.Ref, o)
 			if err != nil {
 				return &parser.Error{Loc: r.Loc, Msg: err.Error()}
 			}
@@ -186,9 +202,9 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err != nil {
 		return err
 	}
+	pushImg, dgst := img, v1.Hash{}
 	if out.kind == "" {
-		dgst, err := st.Put(ctx, img, o.tags)
-		if err != nil {
+		if dgst, err = st.Put(ctx, img, o.tags); err != nil {
 			return fmt.Errorf("write image to the store: %w", err)
 		}
 		fmt.Fprintf(g.stderr, "writing image %s (manifest %s) done\n", id, dgst)
@@ -196,12 +212,28 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			n, _ := store.NormalizeName(t)
 			fmt.Fprintf(g.stderr, "naming to %s done\n", n)
 		}
+		// Push what the store holds, so the digest is the stored one.
+		if pushImg, _, err = st.Image(dgst.String()); err != nil {
+			return err
+		}
 	} else if err := out.write(ctx, img, o.tags); err != nil {
 		return err
+	} else if dgst, err = img.Digest(); err != nil {
+		return err
+	}
+	if o.push {
+		if dgst, err = pushTags(ctx, g, pushImg, o.tags, o.registry.options()); err != nil {
+			return err
+		}
 	}
 	if o.iidfile != "" {
 		if err := writeFileAtomic(o.iidfile, []byte(id.String())); err != nil {
 			return fmt.Errorf("write --iidfile: %w", err)
+		}
+	}
+	if o.metadataFile != "" {
+		if err := writeMetadata(o.metadataFile, dgst, id, o.tags); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintln(g.stdout, id.String())
@@ -238,20 +270,14 @@ func readDockerfile(g *globals, file, contextDir string) (*parser.Dockerfile, st
 	return df, path, nil
 }
 
-// resolveBase finds a base image in the local store.
-func resolveBase(st *store.Store, ref string) (*planner.BaseImage, error) {
-	img, dgst, err := st.Image(ref)
+// resolveBase finds a base image in the local store, or pulls it, as
+// --pull says.
+func resolveBase(ctx context.Context, g *globals, st *store.Store, ref string, o *buildOptions) (*planner.BaseImage, error) {
+	img, dgst, err := baseImage(ctx, g, st, ref, o.pull, o.registry.options())
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("base image %q not found in the local store (load it with 'mybuild load' or build it first)", ref)
-		}
-		return nil, fmt.Errorf("base image %q: %w", ref, err)
+		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("base image %q: read config: %w", ref, err)
-	}
-	return &planner.BaseImage{Ref: ref, Digest: dgst, Config: *cf}, nil
+	return baseInfo(ref, img, dgst)
 }
 
 // parseBuildArgs turns --build-arg values into a map; "KEY" alone takes the

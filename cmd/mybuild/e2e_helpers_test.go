@@ -88,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
 	e.mustRunIn(baseStore, "save", "busybox:latest", "-o", tarPath, "--format", "oci-archive")
 	e.mustRun("load", "-i", tarPath)
-	t.Cleanup(func() { checkNoMounts(t) })
+	t.Cleanup(func() { checkNoMounts(t, root) })
 	return e
 }
 
@@ -99,7 +99,7 @@ type result struct {
 
 func (e *env) runIn(root string, stdin io.Reader, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(binPath, append([]string{"--root", root}, args...)...)
+	cmd := exec.Command(binPath, append([]string{"--root", root}, withSnapshotter(args)...)...)
 	cmd.Env = append(os.Environ(), "CI=1")
 	cmd.Stdin = stdin
 	var so, se bytes.Buffer
@@ -282,8 +282,8 @@ func configFile(t *testing.T, img v1.Image) *v1.ConfigFile {
 	return cf
 }
 
-// checkNoMounts fails when a mybuild mount is left behind.
-func checkNoMounts(t *testing.T) {
+// checkNoMounts fails when a mount is left behind under the store root.
+func checkNoMounts(t *testing.T, root string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -291,7 +291,7 @@ func checkNoMounts(t *testing.T) {
 	}
 	var left []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "mybuild-e2e-") || strings.Contains(line, "/snapshots/mounts/") {
+		if strings.Contains(line, root+"/") {
 			left = append(left, line)
 		}
 	}

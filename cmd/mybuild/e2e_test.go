@@ -114,10 +114,9 @@ CMD ["hello"]
 	}
 }
 
-func TestBuildCopySemantics(t *testing.T) {
-	e := newEnv(t)
-	ctx := writeContext(t, map[string]string{
-		"Dockerfile": `FROM busybox
+// copySemanticsFiles is the build context of TestBuildCopySemantics.
+var copySemanticsFiles = map[string]string{
+	"Dockerfile": `FROM busybox
 COPY a.txt /one
 COPY a.txt b.txt /many/
 COPY dir /contents/
@@ -126,16 +125,20 @@ COPY *.md /docs/
 COPY link-to-a /followed
 COPY dir/ /tree
 `,
-		"a.txt":         "alpha\n",
-		"b.txt":         "beta\n",
-		"dir/sub/c.txt": "gamma\n",
-		"dir/rel-link":  "->sub/c.txt",
-		"x.md":          "# x\n",
-		"y.md":          "# y\n",
-		"link-to-a":     "->a.txt",
-		"ignored.md":    "should not be copied\n",
-		".dockerignore": "ignored.md\n",
-	})
+	"a.txt":         "alpha\n",
+	"b.txt":         "beta\n",
+	"dir/sub/c.txt": "gamma\n",
+	"dir/rel-link":  "->sub/c.txt",
+	"x.md":          "# x\n",
+	"y.md":          "# y\n",
+	"link-to-a":     "->a.txt",
+	"ignored.md":    "should not be copied\n",
+	".dockerignore": "ignored.md\n",
+}
+
+func TestBuildCopySemantics(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, copySemanticsFiles)
 	e.mustRun("build", "-t", "copies", ctx)
 	img := e.image("copies:latest")
 	if err := validate.Image(img); err != nil {
