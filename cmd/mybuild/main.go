@@ -45,6 +45,10 @@ func commands() []command {
 		{"rmi", "Remove images from the local store", cmdRmi},
 		{"save", "Write images to a tar archive (docker-archive or oci-archive)", cmdSave},
 		{"load", "Load images from a tar archive or an OCI layout", cmdLoad},
+		{"pull", "Pull an image from a registry into the local store", cmdPull},
+		{"push", "Push an image from the local store to a registry", cmdPush},
+		{"login", "Log in to a registry", cmdLogin},
+		{"logout", "Log out from a registry", cmdLogout},
 	}
 }
 
