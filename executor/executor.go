@@ -43,6 +43,9 @@ type Config struct {
 	SourceDateEpoch *time.Time
 	// Labels are --label values, added to the target image's config.
 	Labels map[string]string
+	// Network is the default network mode of RUN steps: "host" (or
+	// empty) or "none"; RUN --network overrides it.
+	Network string
 	// Logger receives diagnostics (nil: discarded).
 	Logger *slog.Logger
 }
@@ -164,7 +167,7 @@ func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error)
 		name := stepName(st, k, n, step.Instruction)
 		b.emit(progress.Event{ID: id, Name: name, Status: progress.Started})
 		t0 := time.Now()
-		empty, err := b.runFSStep(ctx, s, step)
+		empty, err := b.runFSStep(ctx, s, step, id, name)
 		if err != nil {
 			b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error(), Duration: time.Since(t0)})
 			return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
@@ -281,10 +284,13 @@ func shortID(h v1.Hash) string {
 	return h.Hex
 }
 
+// errEmptyDiff stops a layer write whose diff has no entries.
+var errEmptyDiff = errors.New("empty diff")
+
 // runFSStep runs a step that may change the filesystem on a snapshot mount
 // of s, and appends the resulting layer to s. It reports whether the step
 // changed nothing (no layer, an empty_layer history entry).
-func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bool, error) {
+func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step, id int, name string) (bool, error) {
 	lowers, err := b.lowers(ctx, s)
 	if err != nil {
 		return false, err
@@ -307,7 +313,7 @@ func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bo
 	case planner.StepWorkdir:
 		err = b.workdirStep(m.Dir, step)
 	case planner.StepRun:
-		err = errors.New("RUN is not supported yet")
+		err = b.runStep(ctx, m.Dir, step, id, name)
 	default:
 		err = fmt.Errorf("unknown step kind %d", step.Kind)
 	}
@@ -326,9 +332,15 @@ func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step) (bo
 		return true, nil
 	}
 	layer, err := b.cfg.Store.WriteLayer(ctx, func(w io.Writer) error {
-		_, err := snapshot.WriteDiff(ctx, w, upper, snapshot.DiffOptions{SourceDateEpoch: b.cfg.SourceDateEpoch})
+		n, err := snapshot.WriteDiff(ctx, w, upper, snapshot.DiffOptions{SourceDateEpoch: b.cfg.SourceDateEpoch, Lowers: lowers})
+		if err == nil && n == 0 {
+			return errEmptyDiff // the store then keeps nothing
+		}
 		return err
 	})
+	if errors.Is(err, errEmptyDiff) {
+		return true, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("write layer: %w", err)
 	}

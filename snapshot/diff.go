@@ -21,6 +21,12 @@ type DiffOptions struct {
 	// SourceDateEpoch, when set, clamps modification times to it
 	// (SOURCE_DATE_EPOCH); later times become it, earlier ones stay.
 	SourceDateEpoch *time.Time
+	// Lowers are the layer directories under the upper (top-most first).
+	// With them, a directory that overlay copied up but that holds nothing
+	// and kept the lower's mode, owner and time is left out, as BuildKit's
+	// overlay differ leaves it out (a RUN's /etc/hosts mount point does
+	// that to /etc).
+	Lowers []string
 }
 
 // WriteDiff writes the OCI layer tar (uncompressed) of the overlay upper
@@ -44,14 +50,15 @@ type DiffOptions struct {
 // store mounts overlays with both off). File contents are streamed.
 func WriteDiff(ctx context.Context, w io.Writer, upper string, opts DiffOptions) (int, error) {
 	d := &differ{
-		ctx:   ctx,
-		tw:    tar.NewWriter(w),
-		upper: upper,
-		epoch: opts.SourceDateEpoch,
-		links: make(map[fileID]string),
-		buf:   make([]byte, 128<<10),
+		ctx:    ctx,
+		tw:     tar.NewWriter(w),
+		upper:  upper,
+		epoch:  opts.SourceDateEpoch,
+		lowers: opts.Lowers,
+		links:  make(map[fileID]string),
+		buf:    make([]byte, 128<<10),
 	}
-	if err := d.walkDir(""); err != nil {
+	if err := d.walkDir("", nil); err != nil {
 		return d.n, err
 	}
 	if err := d.tw.Close(); err != nil {
@@ -83,13 +90,14 @@ type fileID struct {
 }
 
 type differ struct {
-	ctx   context.Context
-	tw    *tar.Writer
-	upper string
-	epoch *time.Time
-	links map[fileID]string // first name of each multiply-linked inode
-	buf   []byte
-	n     int
+	ctx    context.Context
+	tw     *tar.Writer
+	upper  string
+	epoch  *time.Time
+	lowers []string
+	links  map[fileID]string // first name of each multiply-linked inode
+	buf    []byte
+	n      int
 }
 
 type diffItem struct {
@@ -106,8 +114,11 @@ func joinRel(dir, name string) string {
 	return dir + "/" + name
 }
 
-// walkDir writes the entries below the upper-relative directory rel.
-func (d *differ) walkDir(rel string) error {
+// walkDir writes the entries below the upper-relative directory rel. A
+// non-nil lv means rel replaces a lower directory wholesale (it, or a
+// directory above it, is opaque): every entry lv shows that the upper
+// lacks gets a whiteout.
+func (d *differ) walkDir(rel string, lv *lowerDir) error {
 	abs := filepath.Join(d.upper, rel)
 	f, err := os.Open(abs)
 	if err != nil {
@@ -133,19 +144,30 @@ func (d *differ) walkDir(rel string) error {
 		}
 		items = append(items, it)
 	}
+	if lv != nil {
+		inUpper := make(map[string]bool, len(names))
+		for _, n := range names {
+			inUpper[n] = true
+		}
+		for n := range lv.names {
+			if !inUpper[n] {
+				items = append(items, diffItem{name: n, out: whiteoutPrefix + n, whiteout: true})
+			}
+		}
+	}
 	sort.Slice(items, func(i, j int) bool { return items[i].out < items[j].out })
 	for i := range items {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		if err := d.entry(rel, &items[i]); err != nil {
+		if err := d.entry(rel, &items[i], lv); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *differ) entry(dir string, it *diffItem) error {
+func (d *differ) entry(dir string, it *diffItem, parent *lowerDir) error {
 	if it.whiteout {
 		return d.marker(joinRel(dir, it.out))
 	}
@@ -167,6 +189,25 @@ func (d *differ) entry(dir string, it *diffItem) error {
 	opaque, err := d.xattrs(name, p, hdr)
 	if err != nil {
 		return err
+	}
+	// The lower view a directory's contents replace, if they replace one.
+	var lv *lowerDir
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		switch {
+		case parent != nil:
+			if lv, err = parent.child(name, it.name); err != nil {
+				return err
+			}
+		case opaque && len(d.lowers) > 0:
+			if lv, err = lowerView(d.lowers, name); err != nil {
+				return err
+			}
+			opaque = false // written as whiteouts instead
+		case !opaque:
+			if same, err := d.unchangedDir(name, p, st); err != nil || same {
+				return err
+			}
+		}
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -219,9 +260,35 @@ func (d *differ) entry(dir string, it *diffItem) error {
 				return err
 			}
 		}
-		return d.walkDir(name)
+		return d.walkDir(name, lv)
 	}
 	return nil
+}
+
+// unchangedDir reports whether the upper directory name is empty and has
+// the mode, owner and modification time of the same directory in the
+// top-most lower that has it: a copy-up that changed nothing.
+func (d *differ) unchangedDir(name, p string, st *unix.Stat_t) (bool, error) {
+	if len(d.lowers) == 0 {
+		return false, nil
+	}
+	empty, err := IsEmpty(p)
+	if err != nil || !empty {
+		return false, err
+	}
+	for _, l := range d.lowers {
+		var lst unix.Stat_t
+		err := unix.Lstat(filepath.Join(l, name), &lst)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("stat lower of %q: %w", name, err)
+		}
+		return lst.Mode == st.Mode && lst.Uid == st.Uid && lst.Gid == st.Gid &&
+			lst.Mtim == st.Mtim, nil
+	}
+	return false, nil
 }
 
 // xattrs records security.capability in hdr and reports whether the entry

@@ -43,6 +43,7 @@ type buildOptions struct {
 	metadataFile string        // --metadata-file
 
 	snapshotter string // --snapshotter: auto, overlay or naive
+	network     string // --network: host or none, for RUN steps
 }
 
 func buildFlags(o *buildOptions) *pflag.FlagSet {
@@ -53,15 +54,16 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment); repeatable")
 	fs.StringVar(&o.target, "target", "", "build this stage (by name) instead of the last one")
 	fs.StringArrayVar(&o.labels, "label", nil, "set a label on the image (KEY=VALUE); repeatable")
-	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar")
+	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar | type=registry[,name=REF] (push only, to REF or every -t name)")
 	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (config digest) to this file")
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results (there is no step cache yet: every step runs)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
+	fs.StringVar(&o.network, "network", "host", "network of RUN steps: host (the host's network) or none (only loopback); RUN --network overrides it")
 	fs.StringVar(&o.snapshotter, "snapshotter", snapshot.DriverAuto, "how step filesystems are made: auto (overlay if it can be mounted, else naive), overlay, naive (copies and compares; slower, needs no overlayfs)")
 	fs.Var(&o.pull, "pull", "when to pull FROM images: missing (not in the local store), always, never; --pull alone means always")
 	fs.Lookup("pull").NoOptDefVal = string(pullAlways)
-	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name after storing it")
+	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name after storing it (needs -t)")
 	o.registry.add(fs, true)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
 	return fs
@@ -112,6 +114,13 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			return fmt.Errorf("invalid tag %q: %w", t, err)
 		}
 	}
+	pushTo, err := pushTargets(o, out) // fail before building, not after
+	if err != nil {
+		return err
+	}
+	if o.network != "host" && o.network != "none" {
+		return fmt.Errorf("invalid --network %q: want host or none", o.network)
+	}
 	sde, err := sourceDateEpoch()
 	if err != nil {
 		return err
@@ -161,7 +170,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			if _, ok := popts.Bases[r.Ref]; ok {
 				continue
 			}
-			bi, err := resolveBase(ctx, g, st, r.Ref, o)
+			bi, err := resolveBase(ctx, g, st, r.Ref, o, mode)
 			if err != nil {
 				return &parser.Error{Loc: r.Loc, Msg: err.Error()}
 			}
@@ -190,6 +199,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		Progress:        r.event,
 		SourceDateEpoch: sde,
 		Labels:          labels,
+		Network:         o.network,
 		Logger:          slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	img, err := ex.Build(ctx, plan)
@@ -221,8 +231,8 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	} else if dgst, err = img.Digest(); err != nil {
 		return err
 	}
-	if o.push {
-		if dgst, err = pushTags(ctx, g, pushImg, o.tags, o.registry.options()); err != nil {
+	if len(pushTo) > 0 {
+		if dgst, err = pushTags(ctx, g, pushImg, pushTo, &o.registry, mode); err != nil {
 			return err
 		}
 	}
@@ -232,7 +242,11 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		}
 	}
 	if o.metadataFile != "" {
-		if err := writeMetadata(o.metadataFile, dgst, id, o.tags); err != nil {
+		names := o.tags
+		if len(pushTo) > 0 {
+			names = pushTo
+		}
+		if err := writeMetadata(o.metadataFile, dgst, id, names); err != nil {
 			return err
 		}
 	}
@@ -272,8 +286,12 @@ func readDockerfile(g *globals, file, contextDir string) (*parser.Dockerfile, st
 
 // resolveBase finds a base image in the local store, or pulls it, as
 // --pull says.
-func resolveBase(ctx context.Context, g *globals, st *store.Store, ref string, o *buildOptions) (*planner.BaseImage, error) {
-	img, dgst, err := baseImage(ctx, g, st, ref, o.pull, o.registry.options())
+func resolveBase(ctx context.Context, g *globals, st *store.Store, ref string, o *buildOptions, mode string) (*planner.BaseImage, error) {
+	ro, err := o.registry.options()
+	if err != nil {
+		return nil, err
+	}
+	img, dgst, err := baseImage(ctx, g, st, ref, o.pull, ro, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -367,8 +385,9 @@ func withAtomicFile(path string, write func(*os.File) error) (err error) {
 
 // output is a parsed --output value.
 type output struct {
-	kind string // "" (local store), "oci", "oci-archive", "docker-archive"
+	kind string // "" (local store), "oci", "oci-archive", "docker-archive", "registry"
 	dest string
+	name string // type=registry: where to push (default: the -t names)
 }
 
 func parseOutput(s string) (*output, error) {
@@ -386,16 +405,20 @@ func parseOutput(s string) (*output, error) {
 			o.kind = v
 		case "dest":
 			o.dest = v
+		case "name":
+			o.name = v
 		default:
 			return nil, fmt.Errorf("invalid --output %q: unknown key %q", s, k)
 		}
 	}
 	switch o.kind {
 	case "oci", "oci-archive", "docker-archive":
+	case "registry":
+		return o, nil // pushed, not written: no dest
 	case "":
 		return nil, fmt.Errorf("invalid --output %q: type= is required", s)
 	default:
-		return nil, fmt.Errorf("invalid --output %q: unsupported type %q (want oci, oci-archive or docker-archive)", s, o.kind)
+		return nil, fmt.Errorf("invalid --output %q: unsupported type %q (want oci, oci-archive, docker-archive or registry)", s, o.kind)
 	}
 	if o.dest == "" {
 		return nil, fmt.Errorf("invalid --output %q: dest= is required", s)
@@ -405,7 +428,7 @@ func parseOutput(s string) (*output, error) {
 
 // check fails early, before any work, when the destination is not writable.
 func (o *output) check() error {
-	if o.kind == "" {
+	if o.kind == "" || o.kind == "registry" {
 		return nil
 	}
 	dir := o.dest
@@ -441,6 +464,8 @@ func (o *output) write(ctx context.Context, img v1.Image, tags []string) error {
 	}
 	sort.Strings(names)
 	switch o.kind {
+	case "registry":
+		// Pushed by the caller; nothing is written locally.
 	case "oci":
 		if err := store.WriteLayout(ctx, o.dest, img, names); err != nil {
 			return fmt.Errorf("write --output %s: %w", o.dest, err)

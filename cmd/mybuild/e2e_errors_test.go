@@ -63,9 +63,9 @@ func TestBuildErrors(t *testing.T) {
 			want:  []string{"Dockerfile:1", "nosuchimage:1.0"},
 		},
 		{
-			name:  "RUN is not there yet",
-			files: map[string]string{"Dockerfile": "FROM busybox\nRUN true\n"},
-			want:  []string{"Dockerfile:2", "RUN"},
+			name:  "failing RUN",
+			files: map[string]string{"Dockerfile": "FROM busybox\nRUN echo oops >&2; exit 3\nRUN true\n"},
+			want:  []string{"Dockerfile:2: RUN echo oops >&2; exit 3: exit code 3", "oops"},
 		},
 		{
 			name:  "unwritable output",

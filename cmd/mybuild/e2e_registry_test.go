@@ -21,6 +21,7 @@ import (
 // distribution v2) on a loopback port, with its access log.
 type testRegistry struct {
 	host string
+	data string // its storage directory
 	mu   sync.Mutex
 	log  bytes.Buffer
 }
@@ -29,6 +30,24 @@ func (r *testRegistry) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.log.Write(p)
+}
+
+// requests counts the access log lines so far that contain every one of
+// the substrings.
+func (r *testRegistry) requests(subs ...string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+lines:
+	for _, l := range strings.Split(r.log.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
 }
 
 // blobUploads counts the blob upload requests in the access log so far.
@@ -49,11 +68,17 @@ func (r *testRegistry) blobUploads() int {
 // the test ends.
 func startRegistry(t *testing.T, user, pass string) *testRegistry {
 	t.Helper()
+	return startRegistryAt(t, "127.0.0.1", user, pass)
+}
+
+// startRegistryAt is startRegistry on a free port of the address ip.
+func startRegistryAt(t *testing.T, ip, user, pass string) *testRegistry {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("docker-registry is not installed (hack/install-deps.sh installs it)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +113,7 @@ http:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := &testRegistry{host: host}
+	r := &testRegistry{host: host, data: filepath.Join(dir, "data")}
 	cmd := exec.Command(bin, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = r, r
 	if err := cmd.Start(); err != nil {
@@ -115,8 +140,15 @@ http:
 // runWith runs mybuild in root with DOCKER_CONFIG=dockerConfig and stdin.
 func (e *env) runWith(root, dockerConfig, stdin string, args ...string) result {
 	e.t.Helper()
+	return e.runEnv(root, []string{"DOCKER_CONFIG=" + dockerConfig}, stdin, args...)
+}
+
+// runEnv runs mybuild in root with stdin and the environment variables
+// extra (KEY=VALUE) added to the test's.
+func (e *env) runEnv(root string, extra []string, stdin string, args ...string) result {
+	e.t.Helper()
 	cmd := exec.Command(binPath, append([]string{"--root", root}, args...)...)
-	cmd.Env = append(os.Environ(), "CI=1", "DOCKER_CONFIG="+dockerConfig)
+	cmd.Env = append(append(os.Environ(), "CI=1", "MYBUILD_CONFIG="+filepath.Join(e.root, "no-mybuild-config.json")), extra...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

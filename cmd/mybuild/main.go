@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/parser"
 )
@@ -69,6 +70,9 @@ func defaultRoot() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.InitArg {
+		sandbox.Init() // the RUN sandbox's init: never returns
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -145,6 +145,11 @@ func (r *renderer) drawLocked() {
 		line := " => " + s.name
 		switch s.status {
 		case progress.Started:
+			if m := []rune(s.msg); len(m) > 0 {
+				// The latest note (bytes and rate of a transfer, a line of
+				// output), cut so the line does not wrap.
+				line += "  " + string(m[:min(len(m), 60)])
+			}
 			line += fmt.Sprintf("  %.1fs", time.Since(s.started).Seconds())
 		case progress.Cached:
 			line = " => CACHED " + s.name

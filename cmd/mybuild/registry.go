@@ -28,11 +28,18 @@ func (r *registryFlags) add(fs *pflag.FlagSet, withPlatform bool) {
 	if withPlatform {
 		fs.Var(&r.platform, "platform", "platform of the image to pull from a multi-platform index: os/arch[/variant] (default: this host's)")
 	}
-	fs.StringArrayVar(&r.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP or unverified TLS; repeatable (loopback registries fall back to HTTP anyway)")
+	fs.StringArrayVar(&r.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP or unverified TLS; repeatable, and added to \"insecure-registries\" of $MYBUILD_CONFIG (default ~/.config/mybuild/config.json); loopback registries fall back to HTTP anyway")
 }
 
-func (r *registryFlags) options() registry.Options {
-	return registry.Options{Platform: r.platform.p, Insecure: r.insecure}
+// options are the registry options of the flags and of mybuild's config
+// file (its "insecure-registries" add to --insecure-registry).
+func (r *registryFlags) options() (registry.Options, error) {
+	cfg, err := registry.LoadUserConfig(registry.UserConfigPath())
+	if err != nil {
+		return registry.Options{}, err
+	}
+	insecure := append(append([]string(nil), r.insecure...), cfg.InsecureRegistries...)
+	return registry.Options{Platform: r.platform.p, Insecure: insecure}, nil
 }
 
 // platformFlag is a --platform value, checked when parsed.
@@ -94,6 +101,7 @@ func cmdPull(ctx context.Context, g *globals, args []string) error {
 	fs := pflag.NewFlagSet("pull", pflag.ContinueOnError)
 	var rf registryFlags
 	rf.add(fs, true)
+	progressFlag := fs.String("progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	ok, err := parseFlags(g, fs, "pull [OPTIONS] REF",
 		"Pull the image REF (name[:tag] or name@sha256:…) from its registry into the local\nstore, under its normalised name. Credentials come from 'mybuild login' (Docker's\nconfig.json, credential helpers, Podman's auth.json).", args)
 	if !ok || err != nil {
@@ -102,8 +110,16 @@ func cmdPull(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("pull needs exactly one REF, got %d arguments (see 'mybuild pull --help')", fs.NArg())
 	}
+	mode, err := progressMode(*progressFlag, g.stderr)
+	if err != nil {
+		return err
+	}
+	o, err := rf.options()
+	if err != nil {
+		return err
+	}
 	return withStore(g, func(st *store.Store) error {
-		_, n, err := pullInto(ctx, g, st, fs.Arg(0), rf.options())
+		_, n, err := pullInto(ctx, g, st, fs.Arg(0), o, mode)
 		if err != nil {
 			return err
 		}
@@ -113,8 +129,9 @@ func cmdPull(ctx context.Context, g *globals, args []string) error {
 }
 
 // pullInto pulls ref into st, named ref when it is a tag, and returns the
-// stored manifest digest and the name (or the digest when unnamed).
-func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o registry.Options) (v1.Hash, string, error) {
+// stored manifest digest and the name (or the digest when unnamed). Layer
+// downloads are shown as the progress mode says.
+func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o registry.Options, mode string) (v1.Hash, string, error) {
 	r, err := registry.ParseReference(ref, o)
 	if err != nil {
 		return v1.Hash{}, "", err
@@ -124,11 +141,17 @@ func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o re
 		names = []string{ref}
 	}
 	fmt.Fprintf(g.stderr, "pulling %s\n", r.Name())
+	pr := newRenderer(mode, g.stderr)
+	defer pr.close()
+	o.OnTransfer = newTransferView("pull", mode, pr.event).update
 	img, err := registry.Pull(ctx, ref, o)
 	if err != nil {
 		return v1.Hash{}, "", err
 	}
+	// The store fetches the layers it lacks, in parallel, verifying each
+	// against its digest; a blob that does not match leaves nothing behind.
 	dgst, err := st.Put(ctx, img, names)
+	pr.close()
 	if err != nil {
 		return v1.Hash{}, "", fmt.Errorf("pull %q: store image: %w", ref, err)
 	}
@@ -145,6 +168,7 @@ func cmdPush(ctx context.Context, g *globals, args []string) error {
 	fs := pflag.NewFlagSet("push", pflag.ContinueOnError)
 	var rf registryFlags
 	rf.add(fs, false)
+	progressFlag := fs.String("progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	ok, err := parseFlags(g, fs, "push [OPTIONS] NAME [REF]",
 		"Push the stored image NAME to the registry, as REF (default: NAME).\nBlobs the registry already has are not uploaded again. Prints REF@DIGEST.", args)
 	if !ok || err != nil {
@@ -157,24 +181,37 @@ func cmdPush(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() == 2 {
 		dst = fs.Arg(1)
 	}
+	mode, err := progressMode(*progressFlag, g.stderr)
+	if err != nil {
+		return err
+	}
+	o, err := rf.options()
+	if err != nil {
+		return err
+	}
 	return withStore(g, func(st *store.Store) error {
 		img, _, err := st.Image(src)
 		if err != nil {
 			return fmt.Errorf("push %q: %w", src, err)
 		}
-		_, err = pushImage(ctx, g, img, dst, rf.options())
+		_, err = pushImage(ctx, g, img, dst, o, mode)
 		return err
 	})
 }
 
-// pushImage pushes img to ref and prints ref@digest on stdout.
-func pushImage(ctx context.Context, g *globals, img v1.Image, ref string, o registry.Options) (v1.Hash, error) {
+// pushImage pushes img to ref and prints ref@digest on stdout. Layer
+// uploads are shown as the progress mode says.
+func pushImage(ctx context.Context, g *globals, img v1.Image, ref string, o registry.Options, mode string) (v1.Hash, error) {
 	r, err := registry.ParseReference(ref, o)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	fmt.Fprintf(g.stderr, "pushing %s\n", r.Name())
+	pr := newRenderer(mode, g.stderr)
+	defer pr.close()
+	o.OnTransfer = newTransferView("push", mode, pr.event).update
 	d, err := registry.Push(ctx, img, ref, o)
+	pr.close()
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -192,7 +229,7 @@ func cmdLogin(ctx context.Context, g *globals, args []string) error {
 	var rf registryFlags
 	rf.add(fs, false)
 	ok, err := parseFlags(g, fs, "login [OPTIONS] [REGISTRY]",
-		"Log in to REGISTRY (default Docker Hub): check the credentials with the registry\nand save them in $DOCKER_CONFIG/config.json (or ~/.docker/config.json).", args)
+		"Log in to REGISTRY (default Docker Hub): check the credentials with the registry\nand save them in $DOCKER_CONFIG/config.json (or ~/.docker/config.json), or, when\nthat file names a credential helper (credsStore, credHelpers), through\ndocker-credential-NAME, as docker login does.", args)
 	if !ok || err != nil {
 		return err
 	}
@@ -206,7 +243,10 @@ func cmdLogin(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := rf.options()
+	o, err := rf.options()
+	if err != nil {
+		return err
+	}
 	reg, err := registry.ParseRegistry(fs.Arg(0), o)
 	if err != nil {
 		return err
@@ -218,7 +258,7 @@ func cmdLogin(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := registry.SaveLogin(path, registry.ConfigKey(reg), *user, pass); err != nil {
+	if err := registry.SaveLogin(ctx, path, registry.ConfigKey(reg), *user, pass); err != nil {
 		return fmt.Errorf("save login: %w", err)
 	}
 	fmt.Fprintln(g.stdout, "Login Succeeded")
@@ -258,7 +298,7 @@ func cmdLogout(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	key := registry.ConfigKey(reg)
-	found, err := registry.RemoveLogin(path, key)
+	found, err := registry.RemoveLogin(ctx, path, key)
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
@@ -271,7 +311,7 @@ func cmdLogout(ctx context.Context, g *globals, args []string) error {
 }
 
 // baseImage looks up ref in the store and, as policy says, pulls it.
-func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, policy pullPolicy, o registry.Options) (v1.Image, v1.Hash, error) {
+func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, policy pullPolicy, o registry.Options, mode string) (v1.Image, v1.Hash, error) {
 	if policy != pullAlways {
 		img, dgst, err := st.Image(ref)
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -281,7 +321,7 @@ func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, pol
 			return nil, v1.Hash{}, fmt.Errorf("base image %q not found in the local store and --pull=never (load it with 'mybuild load', pull it, or build it first)", ref)
 		}
 	}
-	dgst, _, err := pullInto(ctx, g, st, ref, o)
+	dgst, _, err := pullInto(ctx, g, st, ref, o, mode)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
@@ -298,15 +338,43 @@ func baseInfo(ref string, img v1.Image, dgst v1.Hash) (*planner.BaseImage, error
 	return &planner.BaseImage{Ref: ref, Digest: dgst, Config: *cf}, nil
 }
 
-// pushTags pushes img under every tag and returns its manifest digest.
-func pushTags(ctx context.Context, g *globals, img v1.Image, tags []string, o registry.Options) (v1.Hash, error) {
-	if len(tags) == 0 {
-		return v1.Hash{}, errors.New("--push needs at least one -t NAME to push to")
+// pushTargets says, before anything is built, where a build pushes: the
+// name= of --output type=registry, else every -t for --push or
+// type=registry. Without a name to push to, or with a name that is not a
+// valid reference, it fails.
+func pushTargets(o *buildOptions, out *output) ([]string, error) {
+	ro, err := o.registry.options()
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	switch {
+	case out.kind == "registry" && out.name != "":
+		refs = []string{out.name}
+	case out.kind == "registry" && len(o.tags) == 0:
+		return nil, errors.New("--output type=registry needs name=REF or a -t NAME to push to")
+	case o.push && len(o.tags) == 0:
+		return nil, errors.New("--push needs at least one -t NAME to push to")
+	case out.kind == "registry" || o.push:
+		refs = o.tags
+	}
+	for _, r := range refs {
+		if _, err := registry.ParseReference(r, ro); err != nil {
+			return nil, err
+		}
+	}
+	return refs, nil
+}
+
+// pushTags pushes img under every ref and returns its manifest digest.
+func pushTags(ctx context.Context, g *globals, img v1.Image, refs []string, rf *registryFlags, mode string) (v1.Hash, error) {
+	o, err := rf.options()
+	if err != nil {
+		return v1.Hash{}, err
 	}
 	var d v1.Hash
-	for _, t := range tags {
-		var err error
-		if d, err = pushImage(ctx, g, img, t, o); err != nil {
+	for _, r := range refs {
+		if d, err = pushImage(ctx, g, img, r, o, mode); err != nil {
 			return v1.Hash{}, err
 		}
 	}

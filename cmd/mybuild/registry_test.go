@@ -28,7 +28,12 @@ func TestPullPolicyFlag(t *testing.T) {
 	if err := fs.Parse([]string{"--pull", "--platform", "linux/arm64", "--insecure-registry", "r:5000", "."}); err != nil {
 		t.Fatal(err)
 	}
-	if o.pull != pullAlways || o.registry.platform.String() != "linux/arm64" || o.registry.options().Insecure[0] != "r:5000" {
+	t.Setenv("MYBUILD_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	ro, err := o.registry.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.pull != pullAlways || o.registry.platform.String() != "linux/arm64" || ro.Insecure[0] != "r:5000" {
 		t.Errorf("parsed %q %q %v", o.pull, o.registry.platform.String(), o.registry.insecure)
 	}
 	if err := buildFlags(&o).Parse([]string{"--platform", "linux"}); err == nil {

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -83,11 +85,28 @@ func ConfigKey(reg name.Registry) string {
 }
 
 // SaveLogin records user and password for key in the config file at path,
-// as `docker login` does: auths[key].auth = base64(user:password). Other
-// contents of the file are kept; the file is replaced atomically and is
-// readable by its owner only.
-func SaveLogin(path, key, user, password string) error {
+// as `docker login` does. When the file names a credential helper for the
+// registry (credHelpers) or for all (credsStore), the credentials go to it
+// (docker-credential-NAME store) and the file only gets an empty auths
+// entry; otherwise auths[key].auth = base64(user:password). Other contents
+// of the file are kept; the file is replaced atomically and is readable by
+// its owner only.
+func SaveLogin(ctx context.Context, path, key, user, password string) error {
+	helper, err := credentialHelper(path, key)
+	if err != nil {
+		return err
+	}
+	if helper != "" {
+		req, _ := json.Marshal(map[string]string{"ServerURL": key, "Username": user, "Secret": password})
+		if _, err := runHelper(ctx, helper, "store", req); err != nil {
+			return err
+		}
+	}
 	return editConfig(path, func(auths map[string]json.RawMessage) bool {
+		if helper != "" {
+			auths[key] = json.RawMessage("{}")
+			return true
+		}
 		entry, _ := json.Marshal(map[string]string{
 			"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password)),
 		})
@@ -96,16 +115,79 @@ func SaveLogin(path, key, user, password string) error {
 	})
 }
 
-// RemoveLogin forgets the credentials for key in the config file at path.
-// It reports whether there were any.
-func RemoveLogin(path, key string) (bool, error) {
+// RemoveLogin forgets the credentials for key in the config file at path,
+// and in its credential helper when it names one. It reports whether there
+// were any.
+func RemoveLogin(ctx context.Context, path, key string) (bool, error) {
+	helper, err := credentialHelper(path, key)
+	if err != nil {
+		return false, err
+	}
+	erased := false
+	if helper != "" {
+		out, err := runHelper(ctx, helper, "erase", []byte(key))
+		switch {
+		case err == nil:
+			erased = true
+		case !strings.Contains(string(out), "credentials not found"):
+			return false, err
+		}
+	}
 	found := false
-	err := editConfig(path, func(auths map[string]json.RawMessage) bool {
+	err = editConfig(path, func(auths map[string]json.RawMessage) bool {
 		_, found = auths[key]
 		delete(auths, key)
 		return found
 	})
-	return found, err
+	return found || erased, err
+}
+
+// credentialHelper is the name of the credential helper the config file at
+// path names for key ("" for none): credHelpers[host], else credsStore.
+func credentialHelper(path, key string) (string, error) {
+	var cfg struct {
+		CredsStore  string            `json:"credsStore"`
+		CredHelpers map[string]string `json:"credHelpers"`
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read %s: %w", path, err)
+	case len(bytes.TrimSpace(data)) == 0:
+		return "", nil
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return "", fmt.Errorf("parse %s: %w", path, err)
+	}
+	host := strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://")
+	host, _, _ = strings.Cut(host, "/")
+	for _, k := range []string{key, host} {
+		if h := cfg.CredHelpers[k]; h != "" {
+			return h, nil
+		}
+	}
+	return cfg.CredsStore, nil
+}
+
+// runHelper runs docker-credential-NAME ACTION with input on its standard
+// input, as Docker's credential helper protocol says, and returns what it
+// printed. The input (which may hold a password) is never in the error.
+func runHelper(ctx context.Context, name, action string, input []byte) ([]byte, error) {
+	prog := "docker-credential-" + name
+	cmd := exec.CommandContext(ctx, prog, action)
+	cmd.Stdin = bytes.NewReader(input)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(out.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return out.Bytes(), fmt.Errorf("%s credentials with %s: %s", action, prog, msg)
+	}
+	return out.Bytes(), nil
 }
 
 // editConfig lets edit change the "auths" of the config file at path and

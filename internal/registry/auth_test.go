@@ -23,7 +23,7 @@ func TestSaveRemoveLogin(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"auths":{"other:1":{"auth":"b3RoZXI6eA=="}},"psFormat":"x"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveLogin(path, "127.0.0.1:5000", "user", "pa:ss"); err != nil {
+	if err := SaveLogin(context.Background(), path, "127.0.0.1:5000", "user", "pa:ss"); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -61,11 +61,11 @@ func TestSaveRemoveLogin(t *testing.T) {
 	if p, _ := ConfigPath(); p != path {
 		t.Errorf("ConfigPath() = %s, want %s", p, path)
 	}
-	found, err := RemoveLogin(path, "127.0.0.1:5000")
+	found, err := RemoveLogin(context.Background(), path, "127.0.0.1:5000")
 	if err != nil || !found {
 		t.Fatalf("RemoveLogin = %v, %v", found, err)
 	}
-	found, err = RemoveLogin(path, "127.0.0.1:5000")
+	found, err = RemoveLogin(context.Background(), path, "127.0.0.1:5000")
 	if err != nil || found {
 		t.Fatalf("second RemoveLogin = %v, %v", found, err)
 	}

@@ -36,9 +36,11 @@ type Options struct {
 	Keychain authn.Keychain
 	// Jobs bounds parallel blob transfers; 0 means DefaultJobs.
 	Jobs int
-	// Progress, when set, receives transfer updates during Push; Push
-	// closes it when done.
-	Progress chan<- v1.Update
+	// OnTransfer, when set, is told how each layer's transfer goes (bytes
+	// so far, done, failed) during Pull's layer reads and Push's uploads.
+	// It is called from several goroutines at once, often: it must be safe
+	// for concurrent use and quick.
+	OnTransfer func(Transfer)
 	// Transport is the base HTTP transport; nil means a clone of
 	// http.DefaultTransport with short connect timeouts.
 	Transport http.RoundTripper

@@ -14,7 +14,8 @@ import (
 // multi-platform index, the image for o.Platform (or the host's). The
 // manifest and config are fetched now, so a missing image, a refused login
 // or an unreachable registry is reported here; layers are fetched when
-// read, each verified against its digest.
+// read, each verified against its digest (a mismatch fails the read at
+// its end) and reported to o.OnTransfer.
 func Pull(ctx context.Context, ref string, o Options) (v1.Image, error) {
 	r, err := ParseReference(ref, o)
 	if err != nil {
@@ -34,7 +35,7 @@ func Pull(ctx context.Context, ref string, o Options) (v1.Image, error) {
 	if _, err := img.ConfigFile(); err != nil {
 		return nil, classify("pull", ref, reg, err)
 	}
-	return img, nil
+	return watchImage(img, o.OnTransfer, false), nil
 }
 
 // imageFor returns the image desc names, or its child for platform p when

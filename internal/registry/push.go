@@ -10,7 +10,7 @@ import (
 // Push uploads img to ref and returns its manifest digest. Blobs the
 // registry already has are not uploaded again (remote.Write checks each
 // with HEAD, and mounts blobs that came from another repository of the same
-// registry); the others go up o.Jobs at a time.
+// registry); the others go up o.Jobs at a time, reported to o.OnTransfer.
 func Push(ctx context.Context, img v1.Image, ref string, o Options) (v1.Hash, error) {
 	r, err := ParseReference(ref, o)
 	if err != nil {
@@ -18,10 +18,7 @@ func Push(ctx context.Context, img v1.Image, ref string, o Options) (v1.Hash, er
 	}
 	reg := r.Context().RegistryStr()
 	opts := append(o.remoteOptions(r.Context().Registry), remote.WithContext(ctx))
-	if o.Progress != nil {
-		opts = append(opts, remote.WithProgress(o.Progress))
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
+	if err := remote.Write(r, watchImage(img, o.OnTransfer, true), opts...); err != nil {
 		return v1.Hash{}, classify("push", ref, reg, err)
 	}
 	d, err := img.Digest()
