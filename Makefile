@@ -35,9 +35,11 @@ demo: deps build
 
 test: deps vet
 	$(GO) test -count=1 -timeout 15m $(PKG)
+	@echo '# the build and RUN end-to-end tests again, on the naive snapshotter'
+	MYBUILD_TEST_SNAPSHOTTER=naive $(GO) test -count=1 -timeout 10m -run 'TestBuild|TestRun' ./cmd/mybuild
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./executor/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./cmd/mybuild
 
 clean:
 	rm -rf bin $(STATE)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,42 +160,6 @@ func TestE2ERegistryOutputAndPushFlags(t *testing.T) {
 	}
 }
 
-// nonLoopbackIP is an IPv4 address of this machine that is not loopback,
-// or "".
-func nonLoopbackIP() string {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsPrivate() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	return ""
-}
-
-func TestE2EInsecureRegistryConfig(t *testing.T) {
-	e := newEnv(t)
-	ip := nonLoopbackIP()
-	if ip == "" {
-		t.Skip("no non-loopback, non-private IPv4 address to serve a registry on")
-	}
-	reg := startRegistryAt(t, ip, "", "")
-	h := reg.host
-	dc := t.TempDir()
-	msg := e.mustFailWith(e.root, dc, "", "push", "busybox:latest", h+"/bb:1")
-	mustContain(t, "push over HTTPS to an HTTP registry", msg, h)
-
-	cfg := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(cfg, []byte(`{"insecure-registries": ["`+h+`"]}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"DOCKER_CONFIG=" + dc, "MYBUILD_CONFIG=" + cfg}
-	if r := e.runEnv(e.root, env, "", "push", "busybox:latest", h+"/bb:1"); r.err != nil {
-		t.Fatalf("push with the registry in the config file: %v\n%s", r.err, r.stderr)
-	}
-	if r := e.runEnv(t.TempDir(), env, "", "pull", h+"/bb:1"); r.err != nil {
-		t.Fatalf("pull with the registry in the config file: %v\n%s", r.err, r.stderr)
-	}
-}
 
 // fakeCredentialHelper is a docker-credential-fake keeping credentials in
 // files next to itself.

@@ -66,13 +66,13 @@ func (r *testRegistry) blobUploads() int {
 // startRegistry starts docker-registry on a free loopback port, with
 // htpasswd auth for user/pass when user is not empty, and stops it when
 // the test ends.
-func startRegistry(t *testing.T, user, pass string) *testRegistry {
+func startRegistry(t testing.TB, user, pass string) *testRegistry {
 	t.Helper()
 	return startRegistryAt(t, "127.0.0.1", user, pass)
 }
 
 // startRegistryAt is startRegistry on a free port of the address ip.
-func startRegistryAt(t *testing.T, ip, user, pass string) *testRegistry {
+func startRegistryAt(t testing.TB, ip, user, pass string) *testRegistry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {

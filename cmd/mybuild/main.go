@@ -102,6 +102,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args = args[1:]
 	}
 	if err := cmd.run(ctx, g, args); err != nil {
+		if ctx.Err() != nil {
+			// SIGINT or SIGTERM: the work was cancelled and cleaned up.
+			fmt.Fprintln(stderr, "error: interrupted")
+			return 130
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code
