@@ -28,5 +28,15 @@
 // creation and stays in the upper directory with unchanged metadata; a differ
 // should skip such directories, as BuildKit's overlay differ does.
 //
+// With [Spec.Limits] set, Run creates a cgroup for the command (in the v2
+// unified hierarchy for the controllers it can delegate, else in the v1
+// hierarchies: memory, cpu, pids), below the builder's own cgroup in a
+// "mybuild" directory. Only the command and its descendants go in it — the
+// init starts it there (clone3 CLONE_INTO_CGROUP for v2, a brief move of its
+// own thread for v1) and stays outside, so it can always reap and report.
+// After the sandbox ends, Run reads the out-of-memory and pids events
+// (reported as an [*OOMError] or on the [*ExitError]), kills anything left
+// and removes the cgroup; [SweepCgroups] removes those a killed builder left.
+//
 // The package knows nothing of Dockerfiles, images or layers.
 package sandbox

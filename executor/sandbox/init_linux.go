@@ -68,6 +68,11 @@ func readConfig() (*initConfig, error) {
 // until it exits, returning its exit code.
 func runCommand(cfg *initConfig) (int, error) {
 	unix.Umask(0)
+	cg, err := openCgroup(cfg.Cgroup)
+	if err != nil {
+		return 0, err
+	}
+	defer cg.close()
 	if err := setupRoot(cfg); err != nil {
 		return 0, err
 	}
@@ -106,7 +111,7 @@ func runCommand(cfg *initConfig) (int, error) {
 			Setsid:     true,
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	if err := cg.start(cmd); err != nil {
 		return 0, fmt.Errorf("start %s: %w", cfg.Args[0], unwrapPath(err))
 	}
 	return reap(cmd.Process.Pid)

@@ -72,6 +72,9 @@ type Spec struct {
 	// they never reach the root filesystem), e.g. a RUN heredoc script at
 	// /dev/pipes/EOF.
 	DevFiles []DevFile
+	// Limits are the resource limits of the command and its descendants;
+	// the zero value sets none.
+	Limits Limits
 }
 
 // DevFile is a file created in the sandbox's /dev before the command runs.
@@ -87,9 +90,15 @@ type ExitError struct {
 	// Code is the exit status, or 128 + the signal number when the command
 	// was killed by a signal (as a shell reports it).
 	Code int
+	// PidsLimit is Limits.PidsLimit when a fork or clone of the sandbox
+	// failed because of it, and 0 otherwise.
+	PidsLimit int64
 }
 
 func (e *ExitError) Error() string {
+	if e.PidsLimit > 0 {
+		return fmt.Sprintf("exit code %d (process limit of %d reached)", e.Code, e.PidsLimit)
+	}
 	return fmt.Sprintf("exit code %d", e.Code)
 }
 
@@ -109,6 +118,8 @@ type initConfig struct {
 	// Proc, Sys and Dev are the resolved mount points inside Root.
 	Proc, Sys, Dev string
 	DevFiles       []DevFile
+	// Cgroup is where the command starts, nil for none.
+	Cgroup *initCgroup
 }
 
 type bind struct {
@@ -129,8 +140,11 @@ const (
 )
 
 // Run runs the command described by s in a new sandbox and waits for it and
-// every process it started to end. A non-zero exit returns an *ExitError.
-// Cancelling ctx kills the whole sandbox.
+// every process it started to end. A non-zero exit returns an *ExitError,
+// or an *OOMError (matching ErrOOM) when the out-of-memory killer killed a
+// process at s.Limits.MemoryBytes. Cancelling ctx kills the whole sandbox.
+// With limits set, the command runs in a cgroup of its own, removed when
+// it ends.
 func Run(ctx context.Context, s Spec) (err error) {
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		return errors.New("run sandbox: empty command")
@@ -150,6 +164,9 @@ func Run(ctx context.Context, s Spec) (err error) {
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"
+	}
+	if err := s.Limits.validate(); err != nil {
+		return fmt.Errorf("run sandbox: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
@@ -172,7 +189,20 @@ func Run(ctx context.Context, s Spec) (err error) {
 		Binds: p.binds, Proc: p.proc, Sys: p.sys, Dev: p.dev,
 		DevFiles: s.DevFiles,
 	}
-	return start(ctx, s, cfg)
+	if !s.Limits.any() {
+		return start(ctx, s, cfg)
+	}
+	cg, err := newCgroup(s.Limits)
+	if err != nil {
+		return fmt.Errorf("run sandbox: %w", err)
+	}
+	defer func() {
+		if derr := cg.destroy(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	cfg.Cgroup = cg.placement()
+	return cg.annotate(start(ctx, s, cfg))
 }
 
 // start re-executes the binary as the sandbox's init and waits for it.

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/mybuild/mybuild/executor/sandbox"
+)
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{in: "1024", want: 1024},
+		{in: "32m", want: 32 << 20},
+		{in: "32M", want: 32 << 20},
+		{in: "64MiB", want: 64 << 20},
+		{in: "1.5g", want: 3 << 29},
+		{in: "512k", want: 512 << 10},
+		{in: "2b", want: 2},
+		{in: "", err: true},
+		{in: "m", err: true},
+		{in: "12x", err: true},
+		{in: "-1m", err: true},
+		{in: "99999999999t", err: true},
+	}
+	for _, tt := range tests {
+		got, err := parseBytes(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestLimitFlags(t *testing.T) {
+	tests := []struct {
+		flags limitFlags
+		want  sandbox.Limits
+		err   bool
+	}{
+		{},
+		{flags: limitFlags{memory: "32m", pidsLimit: 20}, want: sandbox.Limits{MemoryBytes: 32 << 20, PidsLimit: 20}},
+		{flags: limitFlags{cpus: 1.5}, want: sandbox.Limits{CPUQuota: 150000}},
+		{flags: limitFlags{cpus: 0.5, cpuPeriod: 50000}, want: sandbox.Limits{CPUQuota: 25000, CPUPeriod: 50000}},
+		{flags: limitFlags{cpuQuota: 20000}, want: sandbox.Limits{CPUQuota: 20000}},
+		{flags: limitFlags{cpuQuota: -1, pidsLimit: -1}},
+		{flags: limitFlags{memory: "1m"}, err: true},
+		{flags: limitFlags{memory: "lots"}, err: true},
+		{flags: limitFlags{cpus: 1, cpuQuota: 50000}, err: true},
+		{flags: limitFlags{cpus: -1}, err: true},
+		{flags: limitFlags{cpuQuota: 10}, err: true},
+		{flags: limitFlags{cpuPeriod: 10}, err: true},
+		{flags: limitFlags{pidsLimit: -5}, err: true},
+	}
+	for _, tt := range tests {
+		got, err := tt.flags.limits()
+		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
+			t.Errorf("%+v: got %+v, %v; want %+v, error %v", tt.flags, got, err, tt.want, tt.err)
+		}
+	}
+}
