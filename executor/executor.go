@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/patternmatcher"
 
+	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/progress"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/planner"
@@ -46,8 +47,13 @@ type Config struct {
 	// Network is the default network mode of RUN steps: "host" (or
 	// empty) or "none"; RUN --network overrides it.
 	Network string
+	// Limits are the resource limits (--memory, --cpus, --pids-limit) of
+	// each RUN step's processes; the zero value sets none.
+	Limits sandbox.Limits
 	// Logger receives diagnostics (nil: discarded).
 	Logger *slog.Logger
+	// Cache is the step cache (zero: none, every step runs).
+	Cache CacheConfig
 }
 
 // state is a stage's result so far: its layers, their extracted
@@ -75,6 +81,7 @@ type build struct {
 	results map[int]*state
 	started time.Time
 	nextID  atomic.Int64
+	cache   buildCache
 }
 
 // Build executes plan and returns the target stage's image. The image's
@@ -149,14 +156,18 @@ func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error)
 	if err != nil {
 		return nil, err
 	}
+	key, err := b.stageKey(st)
+	if err != nil {
+		return nil, &StepError{Loc: st.Loc, Instruction: fromText(st), Err: err}
+	}
 	k := 1
-	for _, step := range st.Steps {
+	for i, step := range st.Steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if step.Kind == planner.StepMeta {
-			if !step.NoHistory {
-				s.history = append(s.history, b.historyEntry(step, true))
+			if key, err = b.metaStep(ctx, st, i, s, step, key); err != nil {
+				return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
 			}
 			s.config.Config = step.Config
 			s.config.Author = step.Author
@@ -165,20 +176,40 @@ func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error)
 		k++
 		id := int(b.nextID.Add(1))
 		name := stepName(st, k, n, step.Instruction)
-		b.emit(progress.Event{ID: id, Name: name, Status: progress.Started})
 		t0 := time.Now()
+		sk, err := b.key(ctx, st, i, step, key)
+		var hit bool
+		if err == nil {
+			hit, err = b.fromCache(st, s, step, sk)
+		}
+		if err != nil {
+			b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error()})
+			return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
+		}
+		key = sk.key
+		if hit {
+			b.remember(sk)
+			b.emit(progress.Event{ID: id, Name: name, Status: progress.Cached, Duration: time.Since(t0)})
+			s.config.Config = step.Config
+			s.config.Author = step.Author
+			continue
+		}
+		b.emit(progress.Event{ID: id, Name: name, Status: progress.Started})
+		b.explainMiss(st, sk, id, name)
 		empty, err := b.runFSStep(ctx, s, step, id, name)
 		if err != nil {
 			b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error(), Duration: time.Since(t0)})
 			return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
 		}
 		b.emit(progress.Event{ID: id, Name: name, Status: progress.Done, Duration: time.Since(t0)})
+		created := b.record(s, sk, empty, b.now())
 		if !empty || !step.NoHistory {
-			s.history = append(s.history, b.historyEntry(step, empty))
+			s.history = append(s.history, b.cachedHistory(step, empty, created))
 		}
 		s.config.Config = step.Config
 		s.config.Author = step.Author
 	}
+	b.setFinalKey(st.Index, key)
 	return s, nil
 }
 
@@ -243,6 +274,14 @@ func (b *build) imageState(bi *planner.BaseImage) (*state, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("read config of %q: %w", bi.Ref, err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(layers) {
+		return nil, fmt.Errorf("image %q has %d layers but %d diff_ids", bi.Ref, len(layers), len(cf.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		// The config's diff_ids, not a decompression of every layer:
+		// extraction checks the content against them anyway.
+		layers[i] = knownDiffID{Layer: l, diffID: cf.RootFS.DiffIDs[i]}
 	}
 	s := &state{layers: layers, dirs: make([]string, len(layers)), config: *cf.DeepCopy()}
 	s.history = append(s.history, cf.History...)
@@ -384,6 +423,9 @@ func (b *build) image(s *state, labels map[string]string) (v1.Image, error) {
 		cf.Architecture = runtime.GOARCH
 	}
 	cf.Created = v1.Time{Time: b.now()}
+	if n := len(s.history); n > 0 && b.cfg.SourceDateEpoch == nil {
+		cf.Created = s.history[n-1].Created // as BuildKit: a cached rebuild is the same image
+	}
 	cf.RootFS = v1.RootFS{Type: "layers", DiffIDs: diffIDs}
 	cf.History = s.history
 	if len(labels) > 0 {
@@ -396,6 +438,15 @@ func (b *build) image(s *state, labels map[string]string) (v1.Image, error) {
 	}
 	return mutate.ConfigFile(img, cf)
 }
+
+// knownDiffID is a layer whose diffID comes from its image's config.
+type knownDiffID struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+// DiffID implements v1.Layer.
+func (l knownDiffID) DiffID() (v1.Hash, error) { return l.diffID, nil }
 
 // ociLayer presents a Docker-media-typed layer (from a base image) with the
 // equivalent OCI media type: the bytes, and so the digests, are the same.

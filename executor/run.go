@@ -23,15 +23,20 @@ import (
 const tailLines = 10
 
 // RunError is a RUN step that ran and exited non-zero. Its message reads
-// "exit code N", followed by the last lines the step printed.
+// "exit code N" (and ": HINT" when a limit was reached), followed by the
+// last lines the step printed.
 type RunError struct {
 	Code int
+	Hint string   // e.g. "process limit reached (--pids-limit 20)"
 	Tail []string // the last lines of output, oldest first
 }
 
 // Error implements error.
 func (e *RunError) Error() string {
 	msg := fmt.Sprintf("exit code %d", e.Code)
+	if e.Hint != "" {
+		msg += ": " + e.Hint
+	}
 	if len(e.Tail) > 0 {
 		msg += "\n  " + strings.Join(e.Tail, "\n  ")
 	}
@@ -82,6 +87,7 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		UID:     uint32(owner.UID),
 		GID:     uint32(owner.GID),
 		Network: network,
+		Limits:  b.cfg.Limits,
 	}
 	for _, g := range owner.Groups {
 		spec.Groups = append(spec.Groups, uint32(g))
@@ -95,9 +101,16 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 	spec.Stdout, spec.Stderr = out, out
 	err = sandbox.Run(ctx, spec)
 	out.flush()
+	if errors.Is(err, sandbox.ErrOOM) {
+		return fmt.Errorf("%w: the step exceeded --memory %s", sandbox.ErrOOM, sandbox.FormatBytes(b.cfg.Limits.MemoryBytes))
+	}
 	var ee *sandbox.ExitError
 	if errors.As(err, &ee) {
-		return &RunError{Code: ee.Code, Tail: out.tail()}
+		re := &RunError{Code: ee.Code, Tail: out.tail()}
+		if ee.PidsLimit > 0 {
+			re.Hint = fmt.Sprintf("process limit reached (--pids-limit %d)", ee.PidsLimit)
+		}
+		return re
 	}
 	return err
 }

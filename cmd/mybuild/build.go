@@ -18,6 +18,7 @@ import (
 
 	"github.com/mybuild/mybuild/executor"
 	"github.com/mybuild/mybuild/executor/copier"
+	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/parser"
 	"github.com/mybuild/mybuild/planner"
@@ -42,8 +43,13 @@ type buildOptions struct {
 	registry     registryFlags // --platform, --insecure-registry
 	metadataFile string        // --metadata-file
 
-	snapshotter string // --snapshotter: auto, overlay or naive
-	network     string // --network: host or none, for RUN steps
+	snapshotter string     // --snapshotter: auto, overlay or naive
+	network     string     // --network: host or none, for RUN steps
+	limits      limitFlags // --memory, --cpus, --cpu-quota, --cpu-period, --pids-limit
+
+	noCacheFilter []string // --no-cache-filter: stages whose steps always run
+	cacheFrom     []string // --cache-from: where step results are imported from
+	cacheTo       []string // --cache-to: where step results are exported to
 }
 
 func buildFlags(o *buildOptions) *pflag.FlagSet {
@@ -56,7 +62,10 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringArrayVar(&o.labels, "label", nil, "set a label on the image (KEY=VALUE); repeatable")
 	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar | type=registry[,name=REF] (push only, to REF or every -t name)")
 	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (config digest) to this file")
-	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results (there is no step cache yet: every step runs)")
+	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results: every step runs (results are still recorded)")
+	fs.StringArrayVar(&o.noCacheFilter, "no-cache-filter", nil, "do not use cached step results for this stage (name, or index when unnamed); repeatable")
+	fs.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import cached step results: type=local,src=DIR | type=registry,ref=REF (or just REF); repeatable")
+	fs.StringArrayVar(&o.cacheTo, "cache-to", nil, "export the build's cached step results: type=local,dest=DIR | type=registry,ref=REF, with mode=min (target stage, the default) or mode=max (every stage); repeatable")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
 	fs.StringVar(&o.network, "network", "host", "network of RUN steps: host (the host's network) or none (only loopback); RUN --network overrides it")
@@ -65,6 +74,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.Lookup("pull").NoOptDefVal = string(pullAlways)
 	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name after storing it (needs -t)")
 	o.registry.add(fs, true)
+	o.limits.add(fs)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
 	return fs
 }
@@ -121,6 +131,10 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if o.network != "host" && o.network != "none" {
 		return fmt.Errorf("invalid --network %q: want host or none", o.network)
 	}
+	limits, err := o.limits.limits()
+	if err != nil {
+		return err
+	}
 	sde, err := sourceDateEpoch()
 	if err != nil {
 		return err
@@ -155,6 +169,9 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	}
 	if err := snaps.Sweep(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale mounts: %v\n", err)
+	}
+	if err := sandbox.SweepCgroups(); err != nil {
+		fmt.Fprintf(g.stderr, "warning: sweep stale cgroups: %v\n", err)
 	}
 
 	popts := planner.Options{BuildArgs: buildArgs, Target: o.target, Bases: map[string]*planner.BaseImage{}}
@@ -200,13 +217,22 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		SourceDateEpoch: sde,
 		Labels:          labels,
 		Network:         o.network,
+		Limits:          limits,
 		Logger:          slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
+	sc, err := openStepCache(ctx, g, o, st)
+	if err != nil {
+		return err
+	}
+	ex.Cache = sc.config
 	img, err := ex.Build(ctx, plan)
 	if err != nil {
 		return err
 	}
 	r.close()
+	if err := sc.export(ctx, g, o, st, plan.Target.Index); err != nil {
+		return err
+	}
 
 	id, err := img.ConfigName()
 	if err != nil {

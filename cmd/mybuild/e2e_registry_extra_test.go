@@ -160,7 +160,6 @@ func TestE2ERegistryOutputAndPushFlags(t *testing.T) {
 	}
 }
 
-
 // fakeCredentialHelper is a docker-credential-fake keeping credentials in
 // files next to itself.
 const fakeCredentialHelper = `#!/bin/sh

@@ -490,7 +490,7 @@ func cmdRmi(ctx context.Context, g *globals, args []string) error {
 				errs = append(errs, err)
 			}
 		}
-		if _, err := st.GC(ctx); err != nil && !errors.Is(err, store.ErrBusy) {
+		if _, err := st.GCKeep(ctx, cachedLayers(ctx, g)); err != nil && !errors.Is(err, store.ErrBusy) {
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)

@@ -20,6 +20,7 @@ var forbidden = map[string][]string{
 	"internal/store":  {mod + "executor", mod + "planner", mod + "snapshot", mod + "parser", mod + "cmd"},
 	"executor/copier": {mod + "executor", mod + "planner", mod + "internal/store", mod + "parser", mod + "cmd"},
 	"executor/users":  {mod},
+	"cache":           {mod},
 	"executor":        {mod + "cmd"},
 }
 

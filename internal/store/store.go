@@ -120,6 +120,12 @@ func (s *Store) mark(h v1.Hash) {
 // this Store wrote itself. It returns ErrBusy, deleting nothing, when
 // another Store (in this or another process) is open on the same root.
 func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
+	return s.GCKeep(ctx, nil)
+}
+
+// GCKeep is GC that also keeps the blobs for which keep (when not nil)
+// returns true: those a step cache still refers to.
+func (s *Store) GCKeep(ctx context.Context, keep func(v1.Hash) bool) ([]v1.Hash, error) {
 	if s.openLock == nil {
 		return nil, errors.New("collect garbage: store closed")
 	}
@@ -139,19 +145,19 @@ func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
 
 	var removed []v1.Hash
 	err := s.oci.update(ctx, func(idx *v1.IndexManifest) error {
-		keep := map[v1.Hash]bool{}
+		used := map[v1.Hash]bool{}
 		for h := range s.written {
-			keep[h] = true
+			used[h] = true
 		}
 		for _, d := range idx.Manifests {
-			keep[d.Digest] = true
+			used[d.Digest] = true
 			m, err := s.oci.manifest(d.Digest)
 			if err != nil {
 				return err
 			}
-			keep[m.Config.Digest] = true
+			used[m.Config.Digest] = true
 			for _, l := range m.Layers {
-				keep[l.Digest] = true
+				used[l.Digest] = true
 			}
 		}
 		ents, err := os.ReadDir(s.oci.blobs.dir)
@@ -160,7 +166,7 @@ func (s *Store) GC(ctx context.Context) ([]v1.Hash, error) {
 		}
 		for _, e := range ents {
 			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
-			if keep[h] {
+			if used[h] || (keep != nil && keep(h)) {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
