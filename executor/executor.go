@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/patternmatcher"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/progress"
@@ -50,6 +52,8 @@ type Config struct {
 	// Limits are the resource limits (--memory, --cpus, --pids-limit) of
 	// each RUN step's processes; the zero value sets none.
 	Limits sandbox.Limits
+	// Jobs is how many stages may run at once (0: one per CPU).
+	Jobs int
 	// Logger receives diagnostics (nil: discarded).
 	Logger *slog.Logger
 	// Cache is the step cache (zero: none, every step runs).
@@ -78,7 +82,8 @@ func (s *state) clone() *state {
 // build is one run of Config.Build.
 type build struct {
 	cfg     *Config
-	results map[int]*state
+	mu      sync.Mutex     // guards results
+	results map[int]*state // finished stages, by index; read-only once set
 	started time.Time
 	nextID  atomic.Int64
 	cache   buildCache
@@ -92,14 +97,90 @@ func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error
 		return nil, errors.New("executor: Store and Snapshots are required")
 	}
 	b := &build{cfg: c, results: make(map[int]*state), started: time.Now().UTC()}
-	for _, st := range plan.Stages {
-		s, err := b.runStage(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		b.results[st.Index] = s
+	if err := b.runStages(ctx, plan.Stages); err != nil {
+		return nil, err
 	}
-	return b.image(b.results[plan.Target.Index], c.Labels)
+	target, _ := b.result(plan.Target.Index)
+	return b.image(target, c.Labels)
+}
+
+// runStages runs the stages, each as soon as the stages it needs are done,
+// at most Jobs at a time. The first failure cancels the others and is the
+// error returned.
+func (b *build) runStages(ctx context.Context, stages []*planner.Stage) error {
+	jobs := b.cfg.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	done := make(map[int]chan struct{}, len(stages))
+	for _, st := range stages {
+		done[st.Index] = make(chan struct{})
+	}
+	slots := make(chan struct{}, jobs)
+	var (
+		mu       sync.Mutex
+		firstErr error // the first stage's own failure, not a dependent's
+	)
+	fail := func(err error) error {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, st := range stages {
+		g.Go(func() error {
+			defer close(done[st.Index]) // after fail(), so dependents see the error first
+			for _, d := range st.Deps {
+				select {
+				case <-done[d]:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				if _, ok := b.result(d); !ok {
+					return errDepFailed
+				}
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-slots }()
+			s, err := b.runStage(gctx, st)
+			if err != nil {
+				if gctx.Err() != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+					return err // cancelled because another stage failed
+				}
+				return fail(err)
+			}
+			b.mu.Lock()
+			b.results[st.Index] = s
+			b.mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case firstErr != nil:
+		return firstErr
+	}
+	return err
+}
+
+// errDepFailed stops a stage whose dependency failed.
+var errDepFailed = errors.New("a stage this one needs failed")
+
+// result is a finished stage's state. Callers must not change it: clone it.
+func (b *build) result(index int) (*state, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.results[index]
+	return s, ok
 }
 
 func (b *build) emit(ev progress.Event) {
@@ -243,7 +324,7 @@ func (b *build) baseState(ctx context.Context, st *planner.Stage, name string) (
 	case planner.BaseScratch:
 		s = &state{}
 	case planner.BaseStage:
-		prev, ok := b.results[st.BaseStage]
+		prev, ok := b.result(st.BaseStage)
 		if !ok {
 			err = fmt.Errorf("stage %d has not been built", st.BaseStage)
 			break

@@ -69,9 +69,10 @@ func (b *build) sourceRoot(ctx context.Context, from planner.CopySource) (string
 		}
 	} else {
 		var ok bool
-		if s, ok = b.results[from.Stage]; !ok {
+		if s, ok = b.result(from.Stage); !ok {
 			return "", nil, fmt.Errorf("stage %d has not been built", from.Stage)
 		}
+		s = s.clone() // lowers() fills in extracted dirs; other stages may read it at once
 	}
 	lowers, err := b.lowers(ctx, s)
 	if err != nil {

@@ -45,6 +45,7 @@ type buildOptions struct {
 
 	snapshotter string     // --snapshotter: auto, overlay or naive
 	network     string     // --network: host or none, for RUN steps
+	jobs        int        // --jobs: stages at once
 	limits      limitFlags // --memory, --cpus, --cpu-quota, --cpu-period, --pids-limit
 
 	noCacheFilter []string // --no-cache-filter: stages whose steps always run
@@ -68,6 +69,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringArrayVar(&o.cacheTo, "cache-to", nil, "export the build's cached step results: type=local,dest=DIR | type=registry,ref=REF, with mode=min (target stage, the default) or mode=max (every stage); repeatable")
 	fs.StringVar(&o.progress, "progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
+	fs.IntVar(&o.jobs, "jobs", 0, "how many independent stages may run at once (default: one per CPU)")
 	fs.StringVar(&o.network, "network", "host", "network of RUN steps: host (the host's network) or none (only loopback); RUN --network overrides it")
 	fs.StringVar(&o.snapshotter, "snapshotter", snapshot.DriverAuto, "how step filesystems are made: auto (overlay if it can be mounted, else naive), overlay, naive (copies and compares; slower, needs no overlayfs)")
 	fs.Var(&o.pull, "pull", "when to pull FROM images: missing (not in the local store), always, never; --pull alone means always")
@@ -217,6 +219,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		SourceDateEpoch: sde,
 		Labels:          labels,
 		Network:         o.network,
+		Jobs:            o.jobs,
 		Limits:          limits,
 		Logger:          slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
