@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/mybuild/mybuild/internal/atomicfile"
 )
 
 // dockerHubKey is the config.json key docker uses for Docker Hub.
@@ -232,28 +234,6 @@ func editConfig(path string, edit func(map[string]json.RawMessage) bool) error {
 }
 
 // writePrivate replaces path with data by renaming a fsynced 0600 temp file.
-func writePrivate(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+func writePrivate(path string, data []byte) error {
+	return atomicfile.WriteFile(path, data, 0o600)
 }
