@@ -22,7 +22,7 @@ func TestBuildOutputs(t *testing.T) {
 		t.Fatalf("validate.Image of the OCI layout: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.root, "oci")); err == nil {
-		if strings.Contains(e.mustRun("images").stdout, "out ") {
+		if strings.Contains("\n"+e.mustRun("images").stdout, "\nout ") {
 			t.Errorf("--output also wrote to the store")
 		}
 	}

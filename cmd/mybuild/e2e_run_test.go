@@ -193,7 +193,7 @@ RUN { mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo no-mount; } >
 RUN { echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo wrote || echo ro; } > /procsys.txt
 RUN { ls /dev | grep -E '^(sd|vd|nvme|loop|dm-)' || echo none; } > /blockdevs.txt
 RUN { echo "$PPID $(hostname)"; ls -d /proc/[0-9]* | wc -l; } > /pid.txt
-RUN sleep 1000 & echo started
+RUN sleep 1000.7311 & echo started
 RUN { grep CapEff /proc/self/status; } > /caps.txt
 RUN { ls /escape/ | grep -c host-marker || true; ls /escape` + filepath.Dir(marker) + ` 2>&1 | head -1; } > /escape.txt
 COPY a.txt /escape/tmp/through-link.txt
@@ -236,7 +236,7 @@ RUN --network=none { ls /sys/class/net; } > /net.txt
 	// The backgrounded sleep died with its step.
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "sleep\x001000") {
+		if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "sleep\x001000.7311") {
 			t.Errorf("a RUN's background process is still running: %s", p)
 		}
 	}

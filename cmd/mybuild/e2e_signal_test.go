@@ -18,7 +18,7 @@ func TestInterruptStopsRun(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			e := newEnv(t)
-			ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 1001\n"})
+			ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 1001.5151\n"})
 			cmd := exec.Command(binPath, "--root", e.root, "build", "--progress=plain", "-t", "interrupted", ctx)
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
@@ -61,7 +61,7 @@ func TestInterruptStopsRun(t *testing.T) {
 			}
 			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 			for _, p := range procs {
-				if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "sleep\x001001") {
+				if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "sleep\x001001.5151") {
 					t.Errorf("the RUN's process survived: %s", p)
 				}
 			}

@@ -46,6 +46,7 @@ func commands() []command {
 		{"tag", "Give an image another name", cmdTag},
 		{"rmi", "Remove images from the local store", cmdRmi},
 		{"prune", "Remove cached step results and the layers only they used", cmdPrune},
+		{"fsck", "Verify the store and repair what dead builds left", cmdFsck},
 		{"save", "Write images to a tar archive (docker-archive or oci-archive)", cmdSave},
 		{"load", "Load images from a tar archive or an OCI layout", cmdLoad},
 		{"pull", "Pull an image from a registry into the local store", cmdPull},
