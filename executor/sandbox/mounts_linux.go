@@ -115,6 +115,9 @@ func setupRoot(cfg *initConfig) error {
 			return err
 		}
 	}
+	if err := setupMounts(root, cfg.Scratch, cfg.Mounts); err != nil {
+		return err
+	}
 	return pivotRoot(root)
 }
 

@@ -75,6 +75,9 @@ type Spec struct {
 	// Limits are the resource limits of the command and its descendants;
 	// the zero value sets none.
 	Limits Limits
+	// Mounts are mounted over the root, outermost first; they vanish with
+	// the sandbox and leave nothing in Root.
+	Mounts []Mount
 }
 
 // DevFile is a file created in the sandbox's /dev before the command runs.
@@ -118,6 +121,10 @@ type initConfig struct {
 	// Proc, Sys and Dev are the resolved mount points inside Root.
 	Proc, Sys, Dev string
 	DevFiles       []DevFile
+	// Mounts are the extra mounts; Scratch is an empty host directory on
+	// which the init mounts the tmpfs holding the files of MountFile mounts.
+	Mounts  []extraMount
+	Scratch string
 	// Cgroup is where the command starts, nil for none.
 	Cgroup *initCgroup
 }
@@ -168,6 +175,9 @@ func Run(ctx context.Context, s Spec) (err error) {
 	if err := s.Limits.validate(); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
+	if err := validateMounts(s.Mounts); err != nil {
+		return fmt.Errorf("run sandbox: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
@@ -188,6 +198,7 @@ func Run(ctx context.Context, s Spec) (err error) {
 		Hostname: s.Hostname, Network: s.Network,
 		Binds: p.binds, Proc: p.proc, Sys: p.sys, Dev: p.dev,
 		DevFiles: s.DevFiles,
+		Mounts:   p.mounts, Scratch: p.scratch,
 	}
 	if !s.Limits.any() {
 		return start(ctx, s, cfg)

@@ -17,6 +17,8 @@ type prepared struct {
 	tmp            string
 	binds          []bind
 	proc, sys, dev string
+	mounts         []extraMount
+	scratch        string // where the init keeps the files of MountFile mounts
 	// stubs are the files and directories created in the root, in order.
 	stubs []string
 	// times are the times of the existing directories the stubs were
@@ -70,6 +72,15 @@ func prepare(s Spec) (_ *prepared, err error) {
 		dst  *string
 	}{{"proc", &p.proc}, {"sys", &p.sys}, {"dev", &p.dev}} {
 		if *d.dst, err = p.mountPoint(s.Root, d.name, true); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Mounts) > 0 {
+		p.scratch = filepath.Join(p.tmp, "files")
+		if err := os.Mkdir(p.scratch, 0o700); err != nil {
+			return nil, fmt.Errorf("create sandbox files: %w", err)
+		}
+		if p.mounts, err = p.prepareMounts(s.Root, s.Mounts); err != nil {
 			return nil, err
 		}
 	}
