@@ -80,8 +80,11 @@ func (l *limitFlags) limits() (sandbox.Limits, error) {
 // parseBytes reads a size as docker's --memory does: a number with an
 // optional binary unit (b, k, m, g, t, also as kb/kib and so on, in any case).
 func parseBytes(s string) (int64, error) {
-	num := strings.TrimRightFunc(strings.ToLower(s), func(r rune) bool { return r >= 'a' && r <= 'z' })
-	unit := strings.ToLower(s[len(num):])
+	// Cut the lowered string itself: lowering can change its length
+	// (invalid UTF-8, "İ").
+	low := strings.ToLower(s)
+	num := strings.TrimRightFunc(low, func(r rune) bool { return r >= 'a' && r <= 'z' })
+	unit := low[len(num):]
 	mult := map[string]float64{
 		"": 1, "b": 1,
 		"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
