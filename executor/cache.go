@@ -64,7 +64,7 @@ func (b *build) cacheState() *buildCache {
 
 // stageKey is the key a stage starts from: its base, the build settings
 // that shape every layer, and the stage's starting config.
-func (b *build) stageKey(st *planner.Stage) (cache.Key, error) {
+func (b *build) stageKey(ctx context.Context, st *planner.Stage) (cache.Key, error) {
 	var in []cache.Input
 	switch st.BaseKind {
 	case planner.BaseScratch:
@@ -73,6 +73,12 @@ func (b *build) stageKey(st *planner.Stage) (cache.Key, error) {
 		in = append(in, cache.Input{Name: cache.InputBaseImage, Digest: st.BaseImage.Digest.String()})
 	case planner.BaseStage:
 		in = append(in, cache.Input{Name: cache.InputBaseStage, Digest: string(b.finalKey(st.BaseStage))})
+	case planner.BaseContext:
+		d, err := b.contextDigest(ctx, st.BaseContext)
+		if err != nil {
+			return "", err
+		}
+		in = append(in, cache.Input{Name: "build context " + st.BaseContext, Digest: d})
 	}
 	settings := struct {
 		Platform        string

@@ -47,6 +47,10 @@ func (b *build) key(ctx context.Context, st *planner.Stage, index int, step *pla
 			name = "stage base"
 		}
 	}
+	if linked(step) {
+		// COPY --link: the layer does not depend on what is below it.
+		name, parent = inputLinked, ""
+	}
 	sk.inputs = append(sk.inputs, cache.Input{Name: name, Digest: string(parent)})
 	ins := instruction{
 		Kind: step.Kind, OnBuild: step.OnBuild, CreatedBy: step.CreatedBy, Comment: step.Comment,
@@ -117,12 +121,19 @@ func runInputs(step *planner.Step) []cache.Input {
 }
 
 // mountInputs are what the bind mounts of a RUN show: the context
-// content below their source, or the stage or image they come from. Cache
-// and tmpfs mounts are scratch space and do not enter the key.
+// content below their source, or the stage or image they come from; and
+// the from= of a cache mount. Cache and tmpfs mounts are scratch space,
+// and secrets and ssh enter the key by id only (in the instruction), as
+// in BuildKit: their content never does.
 func (b *build) mountInputs(ctx context.Context, r *planner.RunStep) ([]cache.Input, error) {
 	var in []cache.Input
 	for _, m := range r.MountSpecs {
-		if m.Spec == nil || (m.Spec.Type != "" && m.Spec.Type != "bind") {
+		if m.Spec == nil {
+			continue
+		}
+		bind := m.Spec.Type == "" || m.Spec.Type == "bind"
+		seeded := m.Spec.Type == "cache" && !m.From.Scratch && !m.From.Context
+		if !bind && !seeded {
 			continue
 		}
 		src := m.Spec.Source
@@ -147,6 +158,8 @@ func (b *build) mountInputs(ctx context.Context, r *planner.RunStep) ([]cache.In
 func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.Input, error) {
 	switch {
 	case c.From.Context:
+	case c.From.Named != "":
+		return b.namedInputs(ctx, c)
 	case c.From.Scratch:
 		return []cache.Input{{Name: cache.InputSource, Digest: "scratch"}}, nil
 	case c.From.Image != nil:
@@ -154,19 +167,19 @@ func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.In
 	default:
 		return []cache.Input{{Name: cache.InputSource, Digest: string(b.finalKey(c.From.Stage))}}, nil
 	}
-	if len(c.Sources) == 0 {
-		return nil, nil
+	in, local, err := b.urlInputs(ctx, c)
+	if err != nil || len(local) == 0 {
+		return in, err
 	}
 	if b.cfg.ContextDir == "" {
 		return nil, errors.New("hash sources: no build context")
 	}
 	stat := b.cacheState().stat
-	var in []cache.Input
 	links := map[[2]uint64]string{} // hard links within a source, by dev/inode
 	lastSource := -1
-	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: c.Sources, Add: c.Add, Unpack: c.Unpack,
+	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: local, Add: c.Add, Unpack: c.Unpack,
 		Excludes: c.Excludes, Parents: c.Parents, Ignore: b.cfg.Ignore, Chmod: c.Chmod}
-	err := copier.Select(ctx, o, func(e copier.Entry) error {
+	err = copier.Select(ctx, o, func(e copier.Entry) error {
 		if e.Source != lastSource {
 			clear(links)
 			lastSource = e.Source

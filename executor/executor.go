@@ -58,6 +58,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Cache is the step cache (zero: none, every step runs).
 	Cache CacheConfig
+	// Contexts are the --build-context directories, by name (the
+	// planner's Options.LocalContexts).
+	Contexts map[string]string
+	// MountsDir keeps what RUN --mount needs beyond a step: the cache
+	// mounts (under CacheMountsDir), which outlive the build, and
+	// throwaway copies. Empty: a temporary directory, removed after the
+	// build.
+	MountsDir string
+	// Secrets are what RUN --mount=type=secret can show, by id.
+	Secrets map[string]Secret
+	// SSH are the agent sockets RUN --mount=type=ssh forwards, by id
+	// ("default" unless the mount names one).
+	SSH map[string]string
 }
 
 // state is a stage's result so far: its layers, their extracted
@@ -87,6 +100,8 @@ type build struct {
 	started time.Time
 	nextID  atomic.Int64
 	cache   buildCache
+	fetches fetcher     // ADD <url> downloads
+	mounts  mountsState // RUN --mount's directory (mounts.go)
 }
 
 // Build executes plan and returns the target stage's image. The image's
@@ -97,6 +112,8 @@ func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error
 		return nil, errors.New("executor: Store and Snapshots are required")
 	}
 	b := &build{cfg: c, results: make(map[int]*state), started: time.Now().UTC()}
+	defer b.releaseMounts()
+	defer b.fetches.cleanup()
 	if err := b.runStages(ctx, plan.Stages); err != nil {
 		return nil, err
 	}
@@ -237,7 +254,7 @@ func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error)
 	if err != nil {
 		return nil, err
 	}
-	key, err := b.stageKey(st)
+	key, err := b.stageKey(ctx, st)
 	if err != nil {
 		return nil, &StepError{Loc: st.Loc, Instruction: fromText(st), Err: err}
 	}
@@ -267,7 +284,7 @@ func (b *build) runStage(ctx context.Context, st *planner.Stage) (*state, error)
 			b.emit(progress.Event{ID: id, Name: name, Status: progress.Failed, Message: err.Error()})
 			return nil, &StepError{Loc: step.Loc, Instruction: step.Instruction, Err: err}
 		}
-		key = sk.key
+		key = chainKey(step, key, sk.key)
 		if hit {
 			b.remember(sk)
 			b.emit(progress.Event{ID: id, Name: name, Status: progress.Cached, Duration: time.Since(t0)})
@@ -300,6 +317,8 @@ func fromText(st *planner.Stage) string {
 		return "FROM " + st.BaseImage.Ref
 	case planner.BaseStage:
 		return fmt.Sprintf("FROM stage %d", st.BaseStage)
+	case planner.BaseContext:
+		return "FROM " + st.BaseContext
 	}
 	return "FROM scratch"
 }
@@ -323,6 +342,8 @@ func (b *build) baseState(ctx context.Context, st *planner.Stage, name string) (
 	switch st.BaseKind {
 	case planner.BaseScratch:
 		s = &state{}
+	case planner.BaseContext:
+		s, err = b.contextState(ctx, st)
 	case planner.BaseStage:
 		prev, ok := b.result(st.BaseStage)
 		if !ok {
@@ -411,9 +432,12 @@ var errEmptyDiff = errors.New("empty diff")
 // of s, and appends the resulting layer to s. It reports whether the step
 // changed nothing (no layer, an empty_layer history entry).
 func (b *build) runFSStep(ctx context.Context, s *state, step *planner.Step, id int, name string) (bool, error) {
-	lowers, err := b.lowers(ctx, s)
-	if err != nil {
-		return false, err
+	var lowers []string // --link: the layer is made on an empty root
+	if !linked(step) {
+		var err error
+		if lowers, err = b.lowers(ctx, s); err != nil {
+			return false, err
+		}
 	}
 	m, err := b.cfg.Snapshots.Mount(ctx, lowers)
 	if err != nil {

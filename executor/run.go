@@ -46,8 +46,8 @@ func (e *RunError) Error() string {
 // runStep runs a RUN in the sandbox over the mounted root.
 func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id int, name string) error {
 	r := step.Run
-	if len(r.MountSpecs) > 0 || len(r.Mounts) > 0 {
-		return errors.New("RUN --mount is not supported yet")
+	if len(r.MountSpecs) != len(r.Mounts) {
+		return errors.New("RUN --mount: mounts not decoded")
 	}
 	if len(r.Devices) > 0 {
 		return errors.New("RUN --device is not supported")
@@ -95,7 +95,14 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 	if r.Script != nil {
 		spec.DevFiles = []sandbox.DevFile{{Name: "pipes/" + r.Script.Name, Data: []byte(r.Script.Data), Mode: 0o755}}
 	}
-	out := &lineWriter{emit: func(line string) {
+	mounts, err := b.prepareMounts(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer mounts.close()
+	spec.Mounts = mounts.mounts
+	spec.Env = append(spec.Env, mounts.env...)
+	out := &lineWriter{redact: mounts.redact, emit: func(line string) {
 		b.emit(progress.Event{ID: id, Name: name, Status: progress.Log, Message: line})
 	}}
 	spec.Stdout, spec.Stderr = out, out
@@ -138,10 +145,11 @@ func ensureDir(root, dir string) error {
 // keeps the last few for the error message. Safe for concurrent writes
 // (stdout and stderr share it).
 type lineWriter struct {
-	mu   sync.Mutex
-	emit func(string)
-	buf  []byte
-	last []string
+	mu     sync.Mutex
+	emit   func(string)
+	redact func(string) string // hides secrets (nil: nothing to hide)
+	buf    []byte
+	last   []string
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -164,6 +172,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (w *lineWriter) line(s string) {
+	if w.redact != nil {
+		s = w.redact(s)
+	}
 	w.emit(s)
 	w.last = append(w.last, s)
 	if len(w.last) > tailLines {

@@ -11,6 +11,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
+	"github.com/mybuild/mybuild/cache"
 	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/users"
 	"github.com/mybuild/mybuild/planner"
@@ -19,8 +20,14 @@ import (
 // copyStep runs COPY or ADD into the mounted root.
 func (b *build) copyStep(ctx context.Context, root string, step *planner.Step) error {
 	c := step.Copy
+	var local []string
+	for _, s := range c.Sources {
+		if !c.Add || !isURL(s) {
+			local = append(local, s)
+		}
+	}
 	o := copier.Options{
-		Sources:  c.Sources,
+		Sources:  local,
 		DestRoot: root,
 		Dest:     c.Dest,
 		Chmod:    c.Chmod,
@@ -40,10 +47,24 @@ func (b *build) copyStep(ctx context.Context, root string, step *planner.Step) e
 		}
 		o.Owner = &copier.Owner{UID: owner.UID, GID: owner.GID}
 	}
+	if len(local) < len(c.Sources) {
+		if err := b.copyURLs(ctx, c, o); err != nil {
+			return err
+		}
+		if len(local)+len(c.Heredocs) == 0 {
+			return nil
+		}
+	}
 	switch {
 	case c.From.Context:
 		o.SrcRoot = b.cfg.ContextDir
 		o.Ignore = b.cfg.Ignore
+	case c.From.Named != "":
+		dir, err := b.namedDir(c.From.Named)
+		if err != nil {
+			return err
+		}
+		o.SrcRoot = dir // owned by root in the image, as the build context
 	default:
 		src, release, err := b.sourceRoot(ctx, c.From)
 		if err != nil {
@@ -59,6 +80,10 @@ func (b *build) copyStep(ctx context.Context, root string, step *planner.Step) e
 // sourceRoot mounts, read-only, the filesystem of a stage or image that a
 // COPY --from reads.
 func (b *build) sourceRoot(ctx context.Context, from planner.CopySource) (string, func(), error) {
+	if from.Named != "" {
+		dir, err := b.namedDir(from.Named)
+		return dir, func() {}, err
+	}
 	var s *state
 	if from.Scratch {
 		s = &state{}
@@ -160,4 +185,29 @@ func (b *build) workdirStep(root string, step *planner.Step) error {
 		}
 	}
 	return nil
+}
+
+// inputLinked is the cache input that stands for the parent of a COPY
+// --link step: there is none, the layer is made on an empty root.
+const inputLinked = "linked (no parent)"
+
+// linked reports whether step is a COPY or ADD --link, whose layer is made
+// by copying into an empty root and so does not depend on the layers below.
+// Like BuildKit, which only merges the layer when the copy has no
+// --chmod, a --link with --chmod is an ordinary copy.
+func linked(step *planner.Step) bool {
+	return step.Kind == planner.StepCopy && step.Copy != nil && step.Copy.Link && step.Copy.Chmod == ""
+}
+
+// chainKey is the key the steps after step build on. A linked step's own
+// key leaves the parent out, so that its result is found whatever is below
+// it; the steps after it still depend on both.
+func chainKey(step *planner.Step, parent, own cache.Key) cache.Key {
+	if !linked(step) {
+		return own
+	}
+	return cache.NewKey([]cache.Input{
+		{Name: cache.InputParent, Digest: string(parent)},
+		{Name: inputLinked, Digest: string(own)},
+	})
 }

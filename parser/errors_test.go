@@ -31,8 +31,8 @@ func TestParseErrors(t *testing.T) {
 		want: Error{Loc: loc(2, 2), Msg: "COPY requires at least two arguments, but only one was provided. Destination could not be determined", Source: "COPY onlyone"},
 	}, {
 		name: "unknown flag on a continued line",
-		in:   "FROM scratch\nCOPY --chwon=1 \\\n  a b\n",
-		want: Error{Loc: loc(2, 3), Msg: "unknown flag: --chwon (did you mean chown?)", Source: "COPY --chwon=1 \\\n  a b"},
+		in:   "FROM scratch\nCOPY --chownn=1 \\\n  a b\n",
+		want: Error{Loc: loc(2, 3), Msg: "unknown flag: --chownn (did you mean chown?)", Source: "COPY --chownn=1 \\\n  a b"},
 	}, {
 		name: "flag missing its value",
 		in:   "FROM scratch\nRUN --network make\n",

@@ -98,6 +98,8 @@ func (d *dispatcher) copySource(src *source) (CopySource, error) {
 		return CopySource{Scratch: true}, nil
 	case srcImage:
 		return CopySource{Image: src.image}, nil
+	case srcNamed:
+		return CopySource{Named: src.name}, nil
 	}
 	if !src.stage.dispatched {
 		return CopySource{}, fmt.Errorf("stage %s not dispatched", src.stage.label())
@@ -162,6 +164,11 @@ func (d *dispatcher) copyStep(sd parser.SourcesAndDest, add *parser.Add, cp *par
 		}
 		if !isHTTPSource(srcs[0]) && !isGitSource(srcs[0]) {
 			return fmt.Errorf("checksum requires HTTP(S) or Git sources")
+		}
+		if isHTTPSource(srcs[0]) {
+			if err := checkDigest(checksum); err != nil {
+				return err
+			}
 		}
 	}
 	if add == nil {
@@ -346,4 +353,23 @@ func mountFrom(raw string) (string, error) {
 		from = v
 	}
 	return from, nil
+}
+
+// digestLengths are the hex lengths of the digest algorithms ADD
+// --checksum accepts.
+var digestLengths = map[string]int{"sha256": 64, "sha384": 96, "sha512": 128}
+
+// checkDigest validates an ADD --checksum of a URL: "algorithm:hex".
+func checkDigest(d string) error {
+	alg, hexDigest, ok := strings.Cut(d, ":")
+	n, known := digestLengths[alg]
+	switch {
+	case !ok:
+		return fmt.Errorf("invalid checksum %q: invalid checksum digest format", d)
+	case !known:
+		return fmt.Errorf("invalid checksum %q: unsupported digest algorithm", d)
+	case len(hexDigest) != n || strings.Trim(hexDigest, "0123456789abcdef") != "":
+		return fmt.Errorf("invalid checksum %q: invalid checksum digest length", d)
+	}
+	return nil
 }

@@ -70,6 +70,10 @@ func (p *planner) initStage(s *stageState, st *Stage) (*runState, error) {
 	case s.scratch:
 		rs = &runState{img: emptyImage(p.plat)}
 		st.BaseKind = BaseScratch
+	case s.named != "":
+		// As BuildKit: the directory's files, and the config of scratch.
+		rs = &runState{img: emptyImage(p.plat)}
+		st.BaseKind, st.BaseContext = BaseContext, s.named
 	default:
 		rs = &runState{img: normalizeImage(s.image.Config)}
 		st.BaseKind, st.BaseImage = BaseImageRef, s.image

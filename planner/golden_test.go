@@ -24,7 +24,9 @@ const goldenDir = "../testdata/plan"
 
 // TestGolden plans every testdata/plan/NAME.Dockerfile and compares a text
 // rendering of the plan with NAME.golden. Options come from comment lines
-// "# plan: target=NAME", "# plan: platform=OS/ARCH", "# plan: build-arg=K=V";
+// "# plan: target=NAME", "# plan: platform=OS/ARCH", "# plan: build-arg=K=V",
+// "# plan: context=NAME" (a --build-context directory), "# plan:
+// image-context=NAME=REF" (a --build-context image: fakeBases' REF);
 // base images from fakeBases.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*.Dockerfile"))
@@ -122,6 +124,14 @@ func optionsFrom(t *testing.T, data string) Options {
 			opts.Target = v
 		case "platform":
 			opts.Platform = v
+		case "context":
+			opts.LocalContexts = append(opts.LocalContexts, v)
+		case "image-context":
+			name, ref, _ := strings.Cut(v, "=")
+			img := *opts.Bases[ref]
+			img.Ref = name
+			opts.Bases[name] = &img
+			opts.ImageContexts = append(opts.ImageContexts, name)
 		case "build-arg":
 			if opts.BuildArgs == nil {
 				opts.BuildArgs = map[string]string{}
@@ -231,6 +241,8 @@ func renderPlan(p *Plan) string {
 			fmt.Fprintf(&b, "  base: image %s@%s\n", st.BaseImage.Ref, st.BaseImage.Digest)
 		case BaseStage:
 			fmt.Fprintf(&b, "  base: stage %d\n", st.BaseStage)
+		case BaseContext:
+			fmt.Fprintf(&b, "  base: build context %s\n", st.BaseContext)
 		}
 		if st.Platform != "" {
 			fmt.Fprintf(&b, "  platform: %s\n", st.Platform)
@@ -329,6 +341,8 @@ func sourceString(s CopySource) string {
 		return "scratch"
 	case s.Image != nil:
 		return "image " + s.Image.Ref
+	case s.Named != "":
+		return "build context " + s.Named
 	}
 	return fmt.Sprintf("stage %d", s.Stage)
 }

@@ -18,6 +18,7 @@ type stageState struct {
 	platform string // FROM --platform, expanded
 	base     *stageState
 	scratch  bool
+	named    string // FROM a --build-context directory
 	image    *BaseImage
 	cmds     []*command
 
@@ -75,6 +76,7 @@ const (
 	srcStage sourceKind = iota
 	srcImage
 	srcScratch
+	srcNamed // a --build-context directory
 )
 
 // source is what COPY --from or RUN --mount=from= names.
@@ -119,7 +121,11 @@ func (p *planner) setupStages() error {
 			s.platform = v
 		}
 		// FROM sees only the stages defined before it.
-		if b, ok := p.byName[strings.ToLower(name)]; ok {
+		if p.localContext(name) {
+			s.named = name
+		} else if slices.Contains(p.opts.ImageContexts, name) {
+			// an image, resolved below
+		} else if b, ok := p.byName[strings.ToLower(name)]; ok {
 			s.base = b
 		} else if strings.EqualFold(name, "scratch") {
 			s.scratch = true
@@ -218,6 +224,12 @@ func (s *stageState) addDep(src *source, c *command) {
 // lookupSource resolves a --from value: a stage index (COPY only), a stage
 // name (any stage, earlier or not), "scratch", or else an image.
 func (p *planner) lookupSource(name string, allowIndex bool) (*source, error) {
+	if p.localContext(name) {
+		return &source{kind: srcNamed, name: name}, nil
+	}
+	if slices.Contains(p.opts.ImageContexts, name) {
+		return &source{kind: srcImage, name: name}, nil
+	}
 	if allowIndex {
 		if i, err := strconv.Atoi(name); err == nil {
 			if i < 0 || i >= len(p.stages) {
@@ -320,7 +332,7 @@ func (p *planner) resolveReachable() error {
 
 // resolveImages looks up the images stage s uses in opts.Bases.
 func (p *planner) resolveImages(s *stageState) error {
-	if s.base == nil && !s.scratch && s.image == nil {
+	if s.base == nil && !s.scratch && s.named == "" && s.image == nil {
 		img, err := p.lookupImage(s.baseName, s.src.Loc, s.platform)
 		if err != nil {
 			return p.errAtStage(s, "%s", err)
@@ -401,4 +413,9 @@ func (p *planner) addTriggers(s *stageState) (bool, error) {
 	}
 	s.cmds = append(cmds, s.cmds...)
 	return added, nil
+}
+
+// localContext reports whether name is a --build-context directory.
+func (p *planner) localContext(name string) bool {
+	return slices.Contains(p.opts.LocalContexts, name)
 }

@@ -24,6 +24,15 @@ type Options struct {
 	// Platform is the build platform, "linux/amd64" style, used for the
 	// automatic platform ARGs (TARGETPLATFORM, BUILDPLATFORM, ...).
 	Platform string
+	// LocalContexts are the names of the --build-context directories.
+	// FROM and COPY --from a name among them read that directory; as in
+	// BuildKit, it replaces a stage of the same name.
+	LocalContexts []string
+	// ImageContexts are the names of the --build-context images
+	// (docker-image://, oci-layout://): FROM and COPY --from such a name
+	// use the image, which cmd/ resolves into Bases under that name, in
+	// place of a stage of the same name.
+	ImageContexts []string
 }
 
 // BaseImage is a resolved base image.
@@ -60,6 +69,7 @@ const (
 	BaseScratch  BaseKind = iota // FROM scratch
 	BaseImageRef                 // FROM an image
 	BaseStage                    // FROM an earlier stage
+	BaseContext                  // FROM a --build-context directory: its files, no config
 )
 
 // Stage is one planned stage.
@@ -73,6 +83,8 @@ type Stage struct {
 	BaseKind  BaseKind
 	BaseImage *BaseImage // BaseImageRef
 	BaseStage int        // BaseStage: index of that stage
+	// BaseContext is the name of the --build-context directory (BaseContext).
+	BaseContext string
 	// Config is the image config the stage starts from, as BuildKit sets it
 	// up: the base image's (only the fields BuildKit's image type has, no
 	// created time), the base stage's final one, or for scratch one with
@@ -159,6 +171,8 @@ type CopySource struct {
 	Stage   int        // COPY --from=<stage>: its index (when !Context && !Scratch && Image == nil)
 	Image   *BaseImage // COPY --from=<image>
 	Scratch bool       // COPY --from=scratch, or a cache mount without from=: an empty tree
+	// Named is the --build-context directory read, by name ("" for none).
+	Named string `json:",omitempty"`
 }
 
 // CopyStep is a COPY or ADD, expanded.

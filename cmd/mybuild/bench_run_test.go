@@ -18,9 +18,7 @@ func BenchmarkRUNTouchOne(b *testing.B) {
 	if skipE2E != "" {
 		b.Skip(skipE2E)
 	}
-	root := b.TempDir()
-	mustCmd(b, binPath, "--root", baseStore, "save", "busybox:latest", "-o", filepath.Join(root, "bb.tar"))
-	mustCmd(b, binPath, "--root", root, "load", "-i", filepath.Join(root, "bb.tar"))
+	root := benchStore(b)
 	big := b.TempDir()
 	for i := 0; i < 50000; i++ {
 		p := filepath.Join(big, "data", fmt.Sprintf("d%03d", i%500), fmt.Sprintf("f%05d", i))
@@ -53,9 +51,7 @@ func BenchmarkRUNWrite1GiB(b *testing.B) {
 	if skipE2E != "" {
 		b.Skip(skipE2E)
 	}
-	root := b.TempDir()
-	mustCmd(b, binPath, "--root", baseStore, "save", "busybox:latest", "-o", filepath.Join(root, "bb.tar"))
-	mustCmd(b, binPath, "--root", root, "load", "-i", filepath.Join(root, "bb.tar"))
+	root := benchStore(b)
 	ctx := b.TempDir()
 	writeDockerfile(b, ctx, "FROM busybox\nRUN head -c 1073741824 /dev/zero > /big\n")
 	b.SetBytes(1 << 30)
@@ -71,6 +67,15 @@ func BenchmarkRUNWrite1GiB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+}
+
+// benchStore is a fresh store holding the busybox base image.
+func benchStore(b *testing.B) string {
+	b.Helper()
+	root := b.TempDir()
+	mustCmd(b, binPath, "--root", baseStore, "save", "busybox:latest", "-o", filepath.Join(root, "bb.tar"))
+	mustCmd(b, binPath, "--root", root, "load", "-i", filepath.Join(root, "bb.tar"))
+	return root
 }
 
 func mustCmd(b *testing.B, name string, args ...string) {
@@ -94,9 +99,7 @@ func BenchmarkTwoSleepingStages(b *testing.B) {
 	if skipE2E != "" {
 		b.Skip(skipE2E)
 	}
-	root := b.TempDir()
-	mustCmd(b, binPath, "--root", baseStore, "save", "busybox:latest", "-o", filepath.Join(root, "bb.tar"))
-	mustCmd(b, binPath, "--root", root, "load", "-i", filepath.Join(root, "bb.tar"))
+	root := benchStore(b)
 	ctx := b.TempDir()
 	writeDockerfile(b, ctx, "FROM busybox AS a\nRUN sleep 2 > /a\nFROM busybox AS b\nRUN sleep 2 > /b\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n")
 	b.ResetTimer()

@@ -19,6 +19,7 @@ import (
 	"github.com/mybuild/mybuild/executor"
 	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/sandbox"
+	"github.com/mybuild/mybuild/internal/atomicfile"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/parser"
 	"github.com/mybuild/mybuild/planner"
@@ -47,10 +48,14 @@ type buildOptions struct {
 	network     string     // --network: host or none, for RUN steps
 	jobs        int        // --jobs: stages at once
 	limits      limitFlags // --memory, --cpus, --cpu-quota, --cpu-period, --pids-limit
+	mounts      mountFlags // --secret, --ssh
 
 	noCacheFilter []string // --no-cache-filter: stages whose steps always run
 	cacheFrom     []string // --cache-from: where step results are imported from
 	cacheTo       []string // --cache-to: where step results are exported to
+
+	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]
+	check         bool     // --check: run the lint rules instead of building
 }
 
 func buildFlags(o *buildOptions) *pflag.FlagSet {
@@ -77,7 +82,10 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.BoolVar(&o.push, "push", false, "push the image to the registry of every -t name after storing it (needs -t)")
 	o.registry.add(fs, true)
 	o.limits.add(fs)
+	o.mounts.add(fs)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
+	fs.StringArrayVar(&o.buildContexts, "build-context", nil, "a named context for FROM and COPY --from: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG|@DIGEST]; repeatable")
+	fs.BoolVar(&o.check, "check", false, "check the Dockerfile against the lint rules and report, without building (exit 1 when a rule fires and '# check=error=true')")
 	return fs
 }
 
@@ -154,6 +162,13 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err != nil {
 		return fmt.Errorf("read .dockerignore: %w", err)
 	}
+	if o.check {
+		return runCheck(g, df, ignore, buildArgs)
+	}
+	contexts, err := parseBuildContexts(o.buildContexts)
+	if err != nil {
+		return err
+	}
 	if err := out.check(); err != nil {
 		return err
 	}
@@ -172,11 +187,15 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err := snaps.Sweep(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale mounts: %v\n", err)
 	}
+	if err := st.Sweep(ctx); err != nil {
+		fmt.Fprintf(g.stderr, "warning: sweep stale temp files: %v\n", err)
+	}
 	if err := sandbox.SweepCgroups(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale cgroups: %v\n", err)
 	}
 
-	popts := planner.Options{BuildArgs: buildArgs, Target: o.target, Bases: map[string]*planner.BaseImage{}}
+	popts := planner.Options{BuildArgs: buildArgs, Target: o.target, Bases: map[string]*planner.BaseImage{},
+		LocalContexts: contexts.localNames(), ImageContexts: contexts.imageNames()}
 	// ONBUILD triggers of a base image can name further images, so resolve
 	// until a round brings nothing new.
 	for {
@@ -189,7 +208,10 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			if _, ok := popts.Bases[r.Ref]; ok {
 				continue
 			}
-			bi, err := resolveBase(ctx, g, st, r.Ref, o, mode)
+			bi, named, err := contexts.image(ctx, g, st, r.Ref, o, mode)
+			if !named {
+				bi, err = resolveBase(ctx, g, st, r.Ref, o, mode)
+			}
 			if err != nil {
 				return &parser.Error{Loc: r.Loc, Msg: err.Error()}
 			}
@@ -210,7 +232,18 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 
 	r := newRenderer(mode, g.stderr)
 	defer r.close()
+	secrets, err := parseSecrets(o.mounts.secrets, os.Getenv)
+	if err != nil {
+		return err
+	}
+	sshSocks, err := parseSSH(o.mounts.ssh, os.Getenv)
+	if err != nil {
+		return err
+	}
 	ex := &executor.Config{
+		MountsDir:       mountsDir(g),
+		Secrets:         secrets,
+		SSH:             sshSocks,
 		Store:           st,
 		Snapshots:       snaps,
 		ContextDir:      contextDir,
@@ -228,6 +261,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return err
 	}
 	ex.Cache = sc.config
+	ex.Contexts = contexts.dirs
 	img, err := ex.Build(ctx, plan)
 	if err != nil {
 		return err
@@ -374,42 +408,9 @@ func sourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// writeFileAtomic writes data to a temp file next to path, fsyncs it and
-// renames it into place.
+// writeFileAtomic writes data to path atomically (mode 0644).
 func writeFileAtomic(path string, data []byte) error {
-	return withAtomicFile(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
-}
-
-// withAtomicFile lets write fill a temp file next to path, then fsyncs and
-// renames it to path; on any error the temp file is removed.
-func withAtomicFile(path string, write func(*os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // output is a parsed --output value.
@@ -504,8 +505,8 @@ func (o *output) write(ctx context.Context, img v1.Image, tags []string) error {
 		if o.kind == "docker-archive" {
 			format = store.FormatDockerArchive
 		}
-		err := withAtomicFile(o.dest, func(f *os.File) error {
-			return store.WriteArchive(ctx, f, img, names, format)
+		err := atomicfile.Write(o.dest, 0o644, func(w io.Writer) error {
+			return store.WriteArchive(ctx, w, img, names, format)
 		})
 		if err != nil {
 			return fmt.Errorf("write --output %s: %w", o.dest, err)

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
+	"github.com/mybuild/mybuild/internal/atomicfile"
 	"github.com/mybuild/mybuild/internal/store"
 )
 
@@ -565,7 +566,7 @@ func cmdSave(ctx context.Context, g *globals, args []string) error {
 		if *output == "" {
 			return st.Save(ctx, fs.Args(), f, g.stdout)
 		}
-		return withAtomicFile(*output, func(file *os.File) error {
+		return atomicfile.Write(*output, 0o644, func(file io.Writer) error {
 			return st.Save(ctx, fs.Args(), f, file)
 		})
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mybuild/mybuild/cache"
+	"github.com/mybuild/mybuild/executor"
 	"github.com/mybuild/mybuild/internal/store"
 )
 
@@ -22,7 +23,8 @@ func cacheDir(g *globals) string { return filepath.Join(g.root, "cache") }
 // cmdPrune removes step cache results, then the blobs nothing uses any more.
 func cmdPrune(ctx context.Context, g *globals, args []string) error {
 	fs := pflag.NewFlagSet("prune", pflag.ContinueOnError)
-	all := fs.Bool("all", false, "remove every cached step result")
+	all := fs.Bool("all", false, "remove every cached step result, and the RUN cache mounts")
+	mounts := fs.Bool("mounts", false, "remove the RUN --mount=type=cache directories no build is using")
 	keep := fs.String("keep-storage", "", "remove least recently used results until their layers take at most this much (e.g. 10GB, 512MB)")
 	var filters []string
 	fs.StringArrayVar(&filters, "filter", nil, "remove the results not used for a while: until=DURATION (e.g. until=24h); repeatable")
@@ -47,6 +49,12 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 		}
 		if o.UnusedFor, err = time.ParseDuration(v); err != nil || o.UnusedFor <= 0 {
 			return fmt.Errorf("parse --filter %q: want a positive duration such as 24h", f)
+		}
+	}
+	var mountsFreed int64
+	if *all || *mounts {
+		if mountsFreed, err = executor.PruneCacheMounts(mountsDir(g)); err != nil {
+			return err
 		}
 	}
 	cs, err := cache.Open(cacheDir(g))
@@ -85,6 +93,7 @@ func cmdPrune(ctx context.Context, g *globals, args []string) error {
 				gone[l.Digest] = false
 			}
 		}
+		freed += mountsFreed
 		fmt.Fprintf(g.stdout, "Deleted %d cached step results and %d blobs\nTotal reclaimed space: %s\n", len(removed), len(blobs), humanSize(freed))
 		return nil
 	})
