@@ -409,7 +409,7 @@ func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
 			}
 			dir, err := b.cfg.Snapshots.Extract(ctx, diffID, l.Uncompressed)
 			if err != nil {
-				return nil, fmt.Errorf("extract layer %s: %w", shortID(diffID), err)
+				return nil, err // snapshot names the layer
 			}
 			s.dirs[i] = dir
 		}
@@ -418,12 +418,6 @@ func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
 	return out, nil
 }
 
-func shortID(h v1.Hash) string {
-	if len(h.Hex) > 12 {
-		return h.Hex[:12]
-	}
-	return h.Hex
-}
 
 // errEmptyDiff stops a layer write whose diff has no entries.
 var errEmptyDiff = errors.New("empty diff")

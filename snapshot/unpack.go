@@ -178,7 +178,28 @@ func (u *unpacker) owner(hdr *tar.Header) (int, int) {
 	return hdr.Uid, hdr.Gid
 }
 
+// MaxSparseSize is the largest size a sparse archive entry may claim: its
+// holes are written out as zeros, so a few bytes of archive could
+// otherwise fill the disk.
+const MaxSparseSize = 1 << 30
+
+// isSparse tells whether the entry is a GNU sparse file (old GNU or PAX).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 func (u *unpacker) file(ctx context.Context, pfd int, base string, hdr *tar.Header, r io.Reader) error {
+	if isSparse(hdr) && hdr.Size > MaxSparseSize {
+		return fmt.Errorf("sparse file of %d bytes is larger than the %d-byte limit for sparse entries", hdr.Size, int64(MaxSparseSize))
+	}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)

@@ -183,9 +183,14 @@ func TestSweep(t *testing.T) {
 	}
 	defer discard(live)
 	os.Chtimes(live.Name(), old, old)
-	// Fresh and unlocked: may be about to be locked.
+	// Fresh and unlocked: while another Store is open, it may be about
+	// to be locked.
 	fresh := filepath.Join(tmp, "fresh")
 	os.WriteFile(fresh, nil, 0o600)
+	other, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if err := s.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
@@ -194,6 +199,17 @@ func TestSweep(t *testing.T) {
 		_, err := os.Stat(p)
 		if got := err == nil; got != want {
 			t.Errorf("%s exists = %v, want %v", filepath.Base(p), got, want)
+		}
+	}
+	// With no other Store open, nobody can be about to lock it: it goes.
+	other.Close()
+	if err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{live.Name(): true, fresh: false} {
+		_, err := os.Stat(p)
+		if got := err == nil; got != want {
+			t.Errorf("idle store: %s exists = %v, want %v", filepath.Base(p), got, want)
 		}
 	}
 }

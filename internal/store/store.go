@@ -98,12 +98,29 @@ func (s *Store) Close() error {
 
 // Sweep deletes temp files and directories under <root>/tmp that no process
 // holds a lock on and that are older than a minute: what a killed process
-// left behind. Open calls it.
+// left behind. When no other Store is open, no writer can be between
+// creating a temp file and locking it, so every unlocked one goes, however
+// new (fsck reports those as left by a dead process). Open sweeps the old
+// ones; a build calls Sweep when it starts.
 func (s *Store) Sweep(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := sweepDir(s.oci.tmp, ""); err != nil {
+	if s.openLock == nil {
+		return errors.New("sweep store: store closed")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	age := staleAfter
+	if unix.Flock(int(s.openLock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		age = 0 // swept while holding the lock exclusively
+	}
+	err := sweepDirOlder(s.oci.tmp, "", age)
+	// Back to shared (a failed conversion may also have dropped it).
+	if lerr := flock(s.openLock, unix.LOCK_SH); lerr != nil && err == nil {
+		err = lerr
+	}
+	if err != nil {
 		return fmt.Errorf("sweep store: %w", err)
 	}
 	return nil
@@ -217,7 +234,10 @@ func flockCtx(ctx context.Context, f *os.File) error {
 
 // sweepDir removes entries of dir whose names start with prefix that are
 // unlocked and older than staleAfter.
-func sweepDir(dir, prefix string) error {
+func sweepDir(dir, prefix string) error { return sweepDirOlder(dir, prefix, staleAfter) }
+
+// sweepDirOlder is sweepDir for the entries older than age.
+func sweepDirOlder(dir, prefix string, age time.Duration) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -228,7 +248,7 @@ func sweepDir(dir, prefix string) error {
 		}
 		p := filepath.Join(dir, e.Name())
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < staleAfter {
+		if err != nil || time.Since(info.ModTime()) < age {
 			continue
 		}
 		f, err := os.Open(p)
