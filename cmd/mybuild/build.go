@@ -289,7 +289,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		if pushImg, _, err = st.Image(dgst.String()); err != nil {
 			return err
 		}
-	} else if err := out.write(ctx, img, o.tags); err != nil {
+	} else if err := out.write(ctx, st, img, o.tags); err != nil {
 		return err
 	} else if dgst, err = img.Digest(); err != nil {
 		return err
@@ -483,7 +483,7 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func (o *output) write(ctx context.Context, img v1.Image, tags []string) error {
+func (o *output) write(ctx context.Context, st *store.Store, img v1.Image, tags []string) error {
 	names := make([]string, 0, len(tags))
 	for _, t := range tags {
 		n, err := store.NormalizeName(t)
@@ -497,7 +497,7 @@ func (o *output) write(ctx context.Context, img v1.Image, tags []string) error {
 	case "registry":
 		// Pushed by the caller; nothing is written locally.
 	case "oci":
-		if err := store.WriteLayout(ctx, o.dest, img, names); err != nil {
+		if err := st.WriteLayout(ctx, o.dest, img, names); err != nil {
 			return fmt.Errorf("write --output %s: %w", o.dest, err)
 		}
 	default:

@@ -25,6 +25,9 @@ type blobDir struct {
 	dir  string        // …/blobs/sha256
 	tmp  string        // temp directory on the same filesystem
 	mark func(v1.Hash) // called before a blob is made visible or reused; may be nil
+	// linkFrom, when set, is another blob directory (the store's) whose
+	// blobs are hard-linked instead of copied when the file systems allow.
+	linkFrom string
 }
 
 func (b blobDir) path(h v1.Hash) string { return filepath.Join(b.dir, h.Hex) }
@@ -51,6 +54,9 @@ func (b blobDir) write(ctx context.Context, want v1.Hash, size int64, open func(
 	if b.has(want, size) {
 		return nil
 	}
+	if b.link(want, size) {
+		return nil
+	}
 	rc, err := open()
 	if err != nil {
 		return fmt.Errorf("write blob %s: %w", want, err)
@@ -73,6 +79,24 @@ func (b blobDir) write(ctx context.Context, want v1.Hash, size int64, open func(
 		return fmt.Errorf("write blob %s: %w", want, err)
 	}
 	return nil
+}
+
+// link hard-links blob want from linkFrom, when it is there with the
+// right size; the source was verified when it was written. It reports
+// whether the blob is now present.
+func (b blobDir) link(want v1.Hash, size int64) bool {
+	if b.linkFrom == "" {
+		return false
+	}
+	src := filepath.Join(b.linkFrom, want.Hex)
+	fi, err := os.Lstat(src)
+	if err != nil || !fi.Mode().IsRegular() || (size >= 0 && fi.Size() != size) {
+		return false
+	}
+	if err := os.Link(src, b.path(want)); err != nil {
+		return b.has(want, size) // another writer was first; EXDEV and others: copy
+	}
+	return true
 }
 
 // writeBytes stores data as a blob and returns its digest.

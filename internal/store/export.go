@@ -269,12 +269,23 @@ func imageBlobs(img v1.Image) ([]blobRef, v1.Descriptor, error) {
 // had it; a manifest left without names is dropped from index.json (its
 // blobs stay).
 func WriteLayout(ctx context.Context, dir string, img v1.Image, names []string) error {
+	return writeLayout(ctx, dir, img, names, "")
+}
+
+// WriteLayout is the package's WriteLayout for an image whose blobs are in
+// the store: they are hard-linked into dir where the file systems allow
+// (blob files are never written to in place), copied elsewhere.
+func (s *Store) WriteLayout(ctx context.Context, dir string, img v1.Image, names []string) error {
+	return writeLayout(ctx, dir, img, names, s.oci.blobs.dir)
+}
+
+func writeLayout(ctx context.Context, dir string, img v1.Image, names []string, linkFrom string) error {
 	norm, err := normalizeNames(names)
 	if err != nil {
 		return fmt.Errorf("write layout: %w", err)
 	}
 	l := layoutDir{dir: dir, tmp: dir, lock: dir,
-		blobs: blobDir{dir: filepath.Join(dir, "blobs", "sha256"), tmp: dir}}
+		blobs: blobDir{dir: filepath.Join(dir, "blobs", "sha256"), tmp: dir, linkFrom: linkFrom}}
 	if err := os.MkdirAll(l.blobs.dir, 0o755); err != nil {
 		return fmt.Errorf("write layout: %w", err)
 	}

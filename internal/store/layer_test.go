@@ -9,12 +9,16 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -175,4 +179,68 @@ func TestWriteLayerMemory(t *testing.T) {
 	if grew > 48<<20 {
 		t.Errorf("heap grew by %d MiB writing a %d MiB layer", grew>>20, size>>20)
 	}
+}
+
+// TestWriteLayoutLinksStoreBlobs checks that the store's WriteLayout
+// hard-links the blobs it holds instead of copying them.
+func TestWriteLayoutLinksStoreBlobs(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, img, []string{"x:1"}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := s.Image("x:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "layout")
+	if err := s.WriteLayout(ctx, out, stored, []string{"x:1"}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := stored.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		d, _ := l.Digest()
+		a, err := os.Stat(filepath.Join(s.Root(), "oci", "blobs", "sha256", d.Hex))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(filepath.Join(out, "blobs", "sha256", d.Hex))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(a, b) {
+			t.Errorf("layer %s was copied, not linked", d)
+		}
+	}
+	if err := validate.Image(layoutImageMust(t, out)); err != nil {
+		t.Errorf("validate.Image of the linked layout: %v", err)
+	}
+}
+
+func layoutImageMust(t *testing.T, dir string) v1.Image {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) != 1 {
+		t.Fatalf("index: %v, %v", m, err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
