@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sync/errgroup"
 
@@ -407,7 +408,7 @@ func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read layer diffID: %w", err)
 			}
-			dir, err := b.cfg.Snapshots.Extract(ctx, diffID, l.Uncompressed)
+			dir, err := b.cfg.Snapshots.Extract(ctx, diffID, uncompressed(l))
 			if err != nil {
 				return nil, err // snapshot names the layer
 			}
@@ -417,7 +418,6 @@ func (b *build) lowers(ctx context.Context, s *state) ([]string, error) {
 	}
 	return out, nil
 }
-
 
 // errEmptyDiff stops a layer write whose diff has no entries.
 var errEmptyDiff = errors.New("empty diff")
@@ -536,6 +536,43 @@ func (b *build) image(s *state, labels map[string]string) (v1.Image, error) {
 		}
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// uncompressed opens a layer's tar, gunzipping gzip layers with pgzip,
+// which decompresses ahead of the reader on another core, so unpacking
+// a large base layer does not wait on the inflater.
+func uncompressed(l v1.Layer) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		mt, err := l.MediaType()
+		if err != nil || (mt != types.OCILayer && mt != types.DockerLayer) {
+			return l.Uncompressed()
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		zr, err := pgzip.NewReader(rc)
+		if err != nil {
+			rc.Close()
+			return nil, fmt.Errorf("read gzip layer: %w", err)
+		}
+		return gunzipReader{zr, rc}, nil
+	}
+}
+
+// gunzipReader closes both the inflater and the blob under it.
+type gunzipReader struct {
+	*pgzip.Reader
+	blob io.Closer
+}
+
+// Close implements io.Closer.
+func (r gunzipReader) Close() error {
+	err := r.Reader.Close()
+	if cerr := r.blob.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // knownDiffID is a layer whose diffID comes from its image's config.

@@ -97,6 +97,13 @@ func (s *Store) Lookup(diffID v1.Hash) (string, bool) {
 	if err != nil || !fi.IsDir() {
 		return "", false
 	}
+	if s.fromEarlierBoot(diffID.Hex) {
+		// Possibly incomplete after a crash: make it again from its blob.
+		if s.dropLayer(diffID.Hex, p) != nil {
+			return "", false
+		}
+		return "", false
+	}
 	return p, true
 }
 
@@ -172,7 +179,7 @@ func (s *Store) extract(ctx context.Context, diffID v1.Hash, final string, open 
 	if got := hex.EncodeToString(h.Sum(nil)); got != diffID.Hex {
 		return fmt.Errorf("verify layer: content has diffID sha256:%s", got)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := s.markUnsynced(diffID.Hex, tmp); err != nil {
 		return fmt.Errorf("sync layer: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -209,7 +216,7 @@ func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
 	if err := unmount(m.Dir, false); err != nil {
 		return "", fmt.Errorf("commit layer: %w", err)
 	}
-	if err := syncDir(m.Upper); err != nil {
+	if err := s.markUnsynced(diffID.Hex, m.Upper); err != nil {
 		return "", fmt.Errorf("commit layer: sync: %w", err)
 	}
 	if err := os.Rename(m.Upper, final); err != nil && !isExist(err) {
