@@ -13,6 +13,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/tarlimit"
 )
 
 // Owner is a numeric user and group.
@@ -178,27 +180,9 @@ func (u *unpacker) owner(hdr *tar.Header) (int, int) {
 	return hdr.Uid, hdr.Gid
 }
 
-// MaxSparseSize is the largest size a sparse archive entry may claim: its
-// holes are written out as zeros, so a few bytes of archive could
-// otherwise fill the disk.
-const MaxSparseSize = 1 << 30
-
-// isSparse tells whether the entry is a GNU sparse file (old GNU or PAX).
-func isSparse(hdr *tar.Header) bool {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
-}
-
 func (u *unpacker) file(ctx context.Context, pfd int, base string, hdr *tar.Header, r io.Reader) error {
-	if isSparse(hdr) && hdr.Size > MaxSparseSize {
-		return fmt.Errorf("sparse file of %d bytes is larger than the %d-byte limit for sparse entries", hdr.Size, int64(MaxSparseSize))
+	if err := tarlimit.CheckSparse(hdr); err != nil {
+		return err
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/tarlimit"
 )
 
 // tryUnpack unpacks the source it into the directory dest when it is a tar
@@ -147,9 +149,9 @@ func (c *copier) extract(tr *tar.Reader, hdr *tar.Header, dest string) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		if isSparse(hdr) && hdr.Size > MaxSparseSize {
+		if err := tarlimit.CheckSparse(hdr); err != nil {
 			// Holes cost the archive nothing and the disk everything.
-			return fmt.Errorf("entry %q: sparse file of %d bytes is larger than the %d-byte limit for sparse entries", hdr.Name, hdr.Size, int64(MaxSparseSize))
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
 		if err != nil {
@@ -196,24 +198,6 @@ func (c *copier) extract(tr *tar.Reader, hdr *tar.Header, dest string) error {
 		}
 	}
 	return c.setMeta(target, uid, gid, &mode, func() { setXattrs(target, hdr) }, st)
-}
-
-// MaxSparseSize is the largest size a sparse archive entry may claim: its
-// holes are written out as zeros, so a few bytes of archive could
-// otherwise fill the disk.
-const MaxSparseSize = 1 << 30
-
-// isSparse tells whether the entry is a GNU sparse file (old GNU or PAX).
-func isSparse(hdr *tar.Header) bool {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
 }
 
 // escapes tells whether the archive path p climbs above its root.
