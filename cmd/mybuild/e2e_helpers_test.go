@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -88,7 +89,10 @@ func newEnv(t *testing.T) *env {
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
 	e.mustRunIn(baseStore, "save", "busybox:latest", "-o", tarPath, "--format", "oci-archive")
 	e.mustRun("load", "-i", tarPath)
-	t.Cleanup(func() { checkNoMounts(t, root) })
+	t.Cleanup(func() {
+		checkNoMounts(t, root)
+		detachMounts(root) // a failed test must not leave mounts on the machine
+	})
 	return e
 }
 
@@ -280,6 +284,21 @@ func configFile(t *testing.T, img v1.Image) *v1.ConfigFile {
 		t.Fatal(err)
 	}
 	return cf
+}
+
+// detachMounts lazily unmounts everything still mounted under root.
+func detachMounts(root string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- { // deepest (latest) first
+		f := strings.Fields(lines[i])
+		if len(f) > 4 && strings.HasPrefix(f[4], root+"/") {
+			syscall.Unmount(f[4], syscall.MNT_DETACH)
+		}
+	}
 }
 
 // checkNoMounts fails when a mount is left behind under the store root.
