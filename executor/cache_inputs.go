@@ -175,11 +175,28 @@ func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.In
 		return nil, errors.New("hash sources: no build context")
 	}
 	stat := b.cacheState().stat
-	links := map[[2]uint64]string{} // hard links within a source, by dev/inode
-	lastSource := -1
 	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: local, Add: c.Add, Unpack: c.Unpack,
 		Excludes: c.Excludes, Parents: c.Parents, Ignore: b.cfg.Ignore, Chmod: c.Chmod}
-	err = copier.Select(ctx, o, func(e copier.Entry) error {
+	sel, err := selectInputs(ctx, o, stat)
+	if err != nil {
+		return nil, err
+	}
+	in = append(in, sel...)
+	if stat != nil {
+		if err := stat.Save(); err != nil {
+			b.logger().Warn("save stat cache", "err", err)
+		}
+	}
+	return in, nil
+}
+
+// selectInputs digests every entry the copier would select with o, one
+// input per entry (stat, when set, saves re-reading unchanged files).
+func selectInputs(ctx context.Context, o copier.Options, stat *cache.StatCache) ([]cache.Input, error) {
+	var in []cache.Input
+	links := map[[2]uint64]string{} // hard links within a source, by dev/inode
+	lastSource := -1
+	err := copier.Select(ctx, o, func(e copier.Entry) error {
 		if e.Source != lastSource {
 			clear(links)
 			lastSource = e.Source
@@ -191,15 +208,7 @@ func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.In
 		in = append(in, cache.Input{Name: cache.FilePrefix + displayRel(e.Rel), Digest: cache.Digest([]byte(desc))})
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if stat != nil {
-		if err := stat.Save(); err != nil {
-			b.logger().Warn("save stat cache", "err", err)
-		}
-	}
-	return in, nil
+	return in, err
 }
 
 func displayRel(rel string) string {

@@ -33,25 +33,12 @@ func (b *build) namedInputs(ctx context.Context, c *planner.CopyStep) ([]cache.I
 		return nil, err
 	}
 	in := []cache.Input{{Name: cache.InputSource, Digest: "build context " + c.From.Named}}
-	links := map[[2]uint64]string{}
-	lastSource := -1
 	o := copier.Options{SrcRoot: dir, Sources: c.Sources, Excludes: c.Excludes, Parents: c.Parents, Chmod: c.Chmod}
-	err = copier.Select(ctx, o, func(e copier.Entry) error {
-		if e.Source != lastSource {
-			clear(links)
-			lastSource = e.Source
-		}
-		desc, err := describe(ctx, nil, e, links)
-		if err != nil {
-			return err
-		}
-		in = append(in, cache.Input{Name: cache.FilePrefix + displayRel(e.Rel), Digest: cache.Digest([]byte(desc))})
-		return nil
-	})
+	sel, err := selectInputs(ctx, o, nil)
 	if err != nil {
 		return nil, err
 	}
-	return in, nil
+	return append(in, sel...), nil
 }
 
 // contextDigest is one digest of all the files of a --build-context
