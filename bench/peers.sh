@@ -29,6 +29,15 @@
 #      MYBUILD_ARGS="" (extra `mybuild build` flags, e.g. "--jobs 2")
 #      PROFILE=1 (one extra mybuild run per scenario with MYBUILD_CPUPROFILE)
 #      SKIP_SETUP=1  PEERS=../shared/peers  PEERS_STATE=/tmp/peers
+#      BENCH_FS=loop (default) | host: where both builders keep their stores
+#        and outputs. "loop": a new journaled ext4 made for this run
+#        ($PEERS_STATE/benchfs.img, sparse, mounted on $PEERS_STATE/benchfs
+#        and removed at the end). This VM's root ext4 has no journal, and
+#        without one ext4 skips every inode freed in the last minute when it
+#        allocates (fs/ext4/ialloc.c, recently_deleted()): each cold run's
+#        wipe made the next run's file creation 3-10x slower, by a luck of
+#        placement that changed ratios from run to run. "host": the stores
+#        under $PEERS_STATE on the host filesystem, as before.
 #      PEERS_REGISTRY=127.0.0.1:5000
 #      `bench/peers.sh _table RESULTS_DIR` reprints the table of a run.
 # Output: table on stdout; hyperfine JSON, build logs, table.md (and
@@ -48,11 +57,17 @@ STORE=${STORE:-}
 PROFILE=${PROFILE:-}
 MYBUILD=${MYBUILD:-$REPO/bin/mybuild}
 read -r -a MYBUILD_EXTRA <<<"${MYBUILD_ARGS:-}"
+BENCH_FS=${BENCH_FS:-loop}
 CTXS="$STATE/contexts"
-BSROOT="$STATE/buildah/chroot"   # same storage as peers/bench-buildah.sh
+case $BENCH_FS in
+  loop) FSROOT="$STATE/benchfs" ;;
+  host) FSROOT="$STATE" ;;
+  *) echo "bench/peers.sh: BENCH_FS must be loop or host, not $BENCH_FS" >&2; exit 2 ;;
+esac
+BSROOT="$FSROOT/buildah/chroot"   # with BENCH_FS=host: the storage of peers/bench-buildah.sh
 B=(buildah --root "$BSROOT/storage" --runroot "$BSROOT/run" --storage-driver overlay)
-MROOT="$STATE/mybuild/store"
-OUT="$STATE/out"
+MROOT="$FSROOT/mybuild/store"
+OUT="$FSROOT/out"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -82,6 +97,22 @@ fi
 curl -fsS -o /dev/null "http://$REG/v2/" || { echo "registry $REG not up: run $PEERS/setup.sh" >&2; exit 1; }
 [ -x "$MYBUILD" ] || make -C "$REPO" build >&2
 
+if [ "$BENCH_FS" = loop ]; then
+  # A fresh journaled ext4 for both builders' stores (see BENCH_FS above).
+  mkdir -p "$FSROOT"
+  if mountpoint -q "$FSROOT"; then umount -R "$FSROOT"; fi
+  rm -f "$STATE/benchfs.img"
+  truncate -s 64G "$STATE/benchfs.img"
+  mkfs.ext4 -q -F -E nodiscard "$STATE/benchfs.img"
+  mount -o loop "$STATE/benchfs.img" "$FSROOT"
+  benchfs_cleanup() {
+    "${B[@]}" rm --all >/dev/null 2>&1 || true
+    umount -R "$FSROOT" 2>/dev/null || umount -R -l "$FSROOT" 2>/dev/null || true
+    rm -f "$STATE/benchfs.img"
+  }
+  trap benchfs_cleanup EXIT
+fi
+
 RES="$STATE/results/mybuild-vs-buildah-$(date +%Y%m%dT%H%M%S)"
 mkdir -p "$RES" "$OUT" "$BSROOT" "$(dirname "$MROOT")"
 bash "$PEERS/corpus/gen-contexts.sh" "$CTXS" 2>"$RES/contexts.txt"
@@ -102,6 +133,7 @@ done
   echo "mybuild: $MYBUILD ${MYBUILD_EXTRA[*]} (built $(date -u -r "$MYBUILD" +%FT%TZ); tree now $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'))"
   echo "buildah: $(buildah --version) (--layers, chroot isolation, overlay)"
   echo "host: $(nproc) cpus, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ), runs=$RUNS"
+  echo "stores on: $FSROOT (BENCH_FS=$BENCH_FS: $(findmnt -n -o FSTYPE,SOURCE --target "$FSROOT"))"
 } | tee "$RES/env.txt" >&2
 
 # hf NAME SCENARIO PREPARE CMD: time CMD with hyperfine into $RES/NAME.SCENARIO.json
