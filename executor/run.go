@@ -19,6 +19,11 @@ import (
 	"github.com/mybuild/mybuild/planner"
 )
 
+// RunHostname is the hostname a RUN step sees (hostname, /etc/hostname and
+// /etc/hosts): BuildKit's, which build scripts test for to tell they are
+// running inside an image build.
+const RunHostname = "buildkitsandbox"
+
 // tailLines is how many of a failed RUN's last output lines its error shows.
 const tailLines = 10
 
@@ -80,14 +85,15 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		return err
 	}
 	spec := sandbox.Spec{
-		Root:    root,
-		Args:    r.Args,
-		Env:     append(append([]string(nil), step.Env...), r.ProxyEnv...),
-		Cwd:     cwd,
-		UID:     uint32(owner.UID),
-		GID:     uint32(owner.GID),
-		Network: network,
-		Limits:  b.cfg.Limits,
+		Root:     root,
+		Args:     r.Args,
+		Env:      append(append([]string(nil), step.Env...), r.ProxyEnv...),
+		Cwd:      cwd,
+		UID:      uint32(owner.UID),
+		GID:      uint32(owner.GID),
+		Hostname: RunHostname,
+		Network:  network,
+		Limits:   b.cfg.Limits,
 	}
 	for _, g := range owner.Groups {
 		spec.Groups = append(spec.Groups, uint32(g))

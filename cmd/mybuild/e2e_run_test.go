@@ -217,6 +217,8 @@ RUN --network=none { ls /sys/class/net; } > /net.txt
 	}
 	if got, _ := fileIn(t, img, "pid.txt"); !strings.HasPrefix(got, "1 ") {
 		t.Errorf("RUN's parent is not the sandbox init (pid 1): %q", got)
+	} else if !strings.HasPrefix(got, "1 buildkitsandbox\n") {
+		t.Errorf("RUN's hostname is not BuildKit's buildkitsandbox: %q", got)
 	}
 	if got, _ := fileIn(t, img, "escape.txt"); !strings.HasPrefix(got, "0\n") || !strings.Contains(got, "No such file") {
 		t.Errorf("a symlink to / reached the host: %q", got)
