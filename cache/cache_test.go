@@ -260,3 +260,34 @@ func TestPrune(t *testing.T) {
 		})
 	}
 }
+
+func TestStatCacheEncoding(t *testing.T) {
+	files := map[string]statEntry{
+		"/ctx/a":         {Size: 3, Mtime: 1700000000123456789, Ctime: -1, Ino: 42, Dev: 2049, Digest: Digest([]byte("one"))},
+		"/ctx/dir/ü b":   {Size: 0, Mtime: 0, Ctime: 5, Ino: 1 << 40, Dev: 0, Digest: Digest(nil)},
+		"/ctx/" + "long": {Size: 1 << 40, Mtime: 1, Ctime: 2, Ino: 3, Dev: 4, Digest: Digest([]byte("x"))},
+	}
+	b, err := encodeStat(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeStat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(files, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	// Every truncation and a foreign file are refused, never half-read.
+	for n := len(statMagic) + 1; n < len(b); n++ {
+		if m, err := decodeStat(b[:n]); err == nil && len(m) == len(files) {
+			t.Errorf("truncated to %d bytes: decoded all %d entries", n, len(m))
+		}
+	}
+	if _, err := decodeStat([]byte(`{"/ctx/a":{"s":3}}`)); err == nil {
+		t.Error("a JSON stat cache of an earlier version decoded")
+	}
+	if _, err := encodeStat(map[string]statEntry{"/x": {Digest: "sha256:zz"}}); err == nil {
+		t.Error("encoded an entry with a malformed digest")
+	}
+}

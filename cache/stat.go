@@ -1,10 +1,12 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,14 +20,18 @@ import (
 // without its times moving (git's "racily clean" entries).
 const racyWindow = 2 * time.Second
 
+// statMagic starts a stat cache file; the version in it changes with the
+// encoding, and a file with another one is ignored (and rewritten).
+const statMagic = "mybuild stat cache 1\n"
+
 // statEntry is what the stat cache knows of one file.
 type statEntry struct {
-	Size   int64  `json:"s"`
-	Mtime  int64  `json:"m"`
-	Ctime  int64  `json:"c"`
-	Ino    uint64 `json:"i"`
-	Dev    uint64 `json:"v"`
-	Digest string `json:"d"`
+	Size   int64
+	Mtime  int64
+	Ctime  int64
+	Ino    uint64
+	Dev    uint64
+	Digest string // "sha256:" + hex
 }
 
 // StatCache maps host files to the digests of their contents, trusted while
@@ -42,13 +48,83 @@ type StatCache struct {
 
 // StatCache loads the stat cache of the directory dir (an absolute path).
 func (s *Store) StatCache(dir string) *StatCache {
-	c := &StatCache{s: s, path: s.path("stat", Digest([]byte(dir))[7:]+".json"), files: map[string]statEntry{}}
+	c := &StatCache{s: s, path: s.path("stat", Digest([]byte(dir))[7:]), files: map[string]statEntry{}}
 	if b, err := os.ReadFile(c.path); err == nil {
-		if json.Unmarshal(b, &c.files) != nil {
-			c.files = map[string]statEntry{}
+		if files, err := decodeStat(b); err == nil {
+			c.files = files
 		}
 	}
 	return c
+}
+
+// encodeStat writes the entries as statMagic followed by, per file: the
+// path (uvarint length, bytes), size, mtime and ctime (varints), inode and
+// device (uvarints) and the 32 bytes of the sha256. A no-op rebuild reads
+// this back for every context file, so it is kept small and cheap to
+// decode (JSON took longer than the stat calls it saves).
+func encodeStat(files map[string]statEntry) ([]byte, error) {
+	b := make([]byte, 0, len(statMagic)+len(files)*96)
+	b = append(b, statMagic...)
+	for p, e := range files {
+		sum, err := hex.DecodeString(e.Digest[len("sha256:"):])
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("digest %q of %q", e.Digest, p)
+		}
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+		b = binary.AppendVarint(b, e.Size)
+		b = binary.AppendVarint(b, e.Mtime)
+		b = binary.AppendVarint(b, e.Ctime)
+		b = binary.AppendUvarint(b, e.Ino)
+		b = binary.AppendUvarint(b, e.Dev)
+		b = append(b, sum...)
+	}
+	return b, nil
+}
+
+var errStatFormat = errors.New("not a stat cache of this version")
+
+// decodeStat reads what encodeStat wrote.
+func decodeStat(b []byte) (map[string]statEntry, error) {
+	if !bytes.HasPrefix(b, []byte(statMagic)) {
+		return nil, errStatFormat
+	}
+	b = b[len(statMagic):]
+	files := make(map[string]statEntry, len(b)/96)
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	varint := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	for len(b) > 0 {
+		n := uvarint()
+		if b == nil || n > uint64(len(b)) {
+			return nil, errStatFormat
+		}
+		p := string(b[:n])
+		b = b[n:]
+		e := statEntry{Size: varint(), Mtime: varint(), Ctime: varint(), Ino: uvarint(), Dev: uvarint()}
+		if len(b) < sha256.Size {
+			return nil, errStatFormat
+		}
+		e.Digest = "sha256:" + hex.EncodeToString(b[:sha256.Size])
+		b = b[sha256.Size:]
+		files[p] = e
+	}
+	return files, nil
 }
 
 // FileDigest returns the sha256 of the contents of the regular file at
@@ -110,7 +186,7 @@ func (c *StatCache) Save() error {
 	if !c.dirty {
 		return nil
 	}
-	b, err := json.Marshal(c.files)
+	b, err := encodeStat(c.files)
 	if err != nil {
 		return fmt.Errorf("save stat cache: %w", err)
 	}
