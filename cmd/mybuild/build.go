@@ -162,7 +162,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return fmt.Errorf("read .dockerignore: %w", err)
 	}
 	if o.check {
-		return runCheck(g, df, ignore, buildArgs)
+		return runCheck(ctx, g, o, df, ignore, buildArgs)
 	}
 	contexts, err := parseBuildContexts(o.buildContexts)
 	if err != nil {

@@ -87,3 +87,33 @@ func TestCheck(t *testing.T) {
 		t.Errorf("clean Dockerfile: err %v, stdout %q", res.err, res.stdout)
 	}
 }
+
+// TestCheckResolvesBase: --check reads a base image's environment from the
+// registry when the store lacks it (manifest and config only, no layer),
+// so UndefinedVar knows the variables the base defines; a base it cannot
+// resolve is named on stderr and only silences UndefinedVar.
+func TestCheckResolvesBase(t *testing.T) {
+	e := newEnv(t)
+	reg := startRegistry(t, "", "")
+	dc := t.TempDir()
+	h := reg.host
+	base := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nENV FROM_BASE=1\nRUN echo x > /x\n"})
+	e.mustRunWith(e.root, dc, "", "build", "--push", "-t", h+"/envbase:1", base)
+
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + h + "/envbase:1\nENV A=$FROM_BASE B=$NOT_IN_BASE\n" +
+		"FROM " + h + "/missing:1\nENV C=$ANYTHING\n"})
+	fresh := t.TempDir()
+	before := reg.requests(`"GET /v2/envbase/blobs/`)
+	r := e.mustRunWith(fresh, dc, "", "build", "--check", ctx)
+	if want := "Dockerfile:2: UndefinedVar: Usage of undefined variable '$NOT_IN_BASE'\n"; r.stdout != want {
+		t.Errorf("--check stdout %q, want %q", r.stdout, want)
+	}
+	mustContain(t, "--check stderr", r.stderr, `base image "`+h+`/missing:1" not resolved`, "1 warning")
+	// Only the config blob was fetched: the base has two layers.
+	if n := reg.requests(`"GET /v2/envbase/blobs/`) - before; n != 1 {
+		t.Errorf("--check fetched %d blobs of the base, want 1 (its config):\n%s", n, reg.log.String())
+	}
+	if out := e.mustRunWith(fresh, dc, "", "images"); strings.Contains(out.stdout, "envbase") {
+		t.Errorf("--check stored the base image:\n%s", out.stdout)
+	}
+}
