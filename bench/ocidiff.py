@@ -32,7 +32,9 @@ R_RESIDUE_PARENT = "parent dir of Buildah mount-point residue"
 R_OPQ = "Buildah writes an opaque marker where BuildKit writes one whiteout per removed entry"
 R_WH_MODE = "whiteout metadata: BuildKit whiteouts are mode 0 / root, Buildah's carry other bits"
 R_WORKDIR = "BuildKit/mybuild commit WORKDIR's directory as its own layer; Buildah puts it in the next layer"
-R_HARDLINK = "hardlink to a lower-layer file: Buildah writes a hardlink entry, BuildKit a full copy"
+R_HARDLINK = "hardlink to a lower-layer file: Buildah writes a hardlink entry, BuildKit/mybuild a full copy"
+R_COPIED_UP = ("a file overlay only copied up (ln, chown/chmod to the same, touch -a): Buildah writes it again, "
+               "BuildKit/mybuild leave it out")
 R_LABEL = "Buildah adds its io.buildah.version label"
 R_ENV_ORDER = "Env order: Buildah moves a redefined variable to the end, Docker/BuildKit replace it in place (same variables)"
 R_WORKDIR_OWNER = ("WORKDIR dir owner: Docker/BuildKit create WORKDIR's dirs as the current USER at WORKDIR; "
@@ -150,6 +152,16 @@ def is_residue(p, e):
     return p in RESIDUE and e is not None and (e[0] == "dir" or e[4] == 0)
 
 
+def unchanged_copy(p, e, layer, below):
+    """Whether e, the entry p of layer (a hardlink taken as its target
+    there), is a file the tree below the layer already has as it is."""
+    if e[0] == "dir" or is_wh(p):
+        return False
+    if e[0] == "hardlink":
+        e = layer.get(e[5])
+    return e is not None and below.get(p) == e
+
+
 def compare_entries(b, m, out, ctx):
     """Compare two {path: entry} maps; ctx holds per-layer allowances."""
     opq_dirs = {parent(p) for p in b if base(p) == OPQ}
@@ -177,6 +189,8 @@ def compare_entries(b, m, out, ctx):
             reason = R_WORKDIR_OWNER
         elif eb is not None and em is not None and eb[0] == "hardlink" and em[0] == "file" and ctx.get("layer"):
             reason = R_HARDLINK
+        elif em is None and ctx.get("layer") and unchanged_copy(p, eb, b, ctx.get("below", {})):
+            reason = R_COPIED_UP
         elif eb is not None and em is not None and eb[:4] == em[:4] and eb[0] == "dir":
             reason = None  # same dir, different size field: not a difference
             continue
@@ -241,10 +255,12 @@ def main():
     if len(keep) != len(blayers):
         diffs += 1
         print("  DIFF     layers: buildah %d, mybuild %d (after WORKDIR layers)" % (len(blayers), len(keep)))
+    below = {}  # Buildah's tree under the layer compared
     for bi, mi in zip(range(len(blayers)), keep):
         items = []
         compare_entries(blayers[bi], mlayers[mi], items,
-                        {"workdir_paths": workdir_paths, "layer": True, "volatile": volatile})
+                        {"workdir_paths": workdir_paths, "layer": True, "volatile": volatile, "below": below})
+        apply(below, blayers[bi])
         status = "same" if not items else ("expected diffs only" if all(r for r, _ in items) else "DIFFERS")
         print("  layer %d/%d %s: buildah %s | mybuild %s: %s" % (
             bi, mi, (mhist[mi] or bhist[bi])[:60], counts(blayers[bi]), counts(mlayers[mi]), status))

@@ -22,10 +22,11 @@ type DiffOptions struct {
 	// (SOURCE_DATE_EPOCH); later times become it, earlier ones stay.
 	SourceDateEpoch *time.Time
 	// Lowers are the layer directories under the upper (top-most first).
-	// With them, a directory that overlay copied up but that holds nothing
-	// and kept the lower's mode, owner and time is left out, as BuildKit's
-	// overlay differ leaves it out (a RUN's /etc/hosts mount point does
-	// that to /etc).
+	// With them, what overlay copied up without changing it is left out,
+	// as BuildKit's overlay differ leaves it out: any entry but a
+	// directory that is the lower's "same dirent" (see [WriteDiff]), and a
+	// directory with nothing written below it that kept the lower's mode
+	// and owner (a RUN's /etc/hosts mount point does that to /etc).
 	Lowers []string
 }
 
@@ -48,6 +49,19 @@ type DiffOptions struct {
 // A name starting with ".wh." in upper is an error, and so are redirected
 // directories and metacopy files, which this format cannot express (the
 // store mounts overlays with both off). File contents are streamed.
+//
+// With opts.Lowers, an entry other than a directory is left out when the
+// lowers show the same entry at its path, judged as BuildKit's overlay
+// differ (sameDirent) judges it: same type and mode, owner, device
+// number, security.capability, size and modification time to the second,
+// and the same nanoseconds, unless both have 0 nanoseconds (a time that
+// went through a tar without them), when the contents decide (a
+// symlink's target; empty files are equal). A file that overlay only
+// copied up (ln, touch -a, chown to the same owner, mv there and back)
+// thus makes no entry, and the first name written of an inode is the
+// regular file: "ln lowerfile newlink" gives newlink as a full copy. The
+// lowers are looked up only below directories they have, so new
+// directories cost nothing there.
 func WriteDiff(ctx context.Context, w io.Writer, upper string, opts DiffOptions) (int, error) {
 	d := &differ{
 		ctx:    ctx,
@@ -58,7 +72,7 @@ func WriteDiff(ctx context.Context, w io.Writer, upper string, opts DiffOptions)
 		links:  make(map[fileID]string),
 		buf:    make([]byte, 128<<10),
 	}
-	if err := d.walkDir("", nil); err != nil {
+	if err := d.walkDir("", nil, opts.Lowers); err != nil {
 		return d.n, err
 	}
 	if err := d.tw.Close(); err != nil {
@@ -95,9 +109,12 @@ type differ struct {
 	upper  string
 	epoch  *time.Time
 	lowers []string
-	links  map[fileID]string // first name of each multiply-linked inode
-	buf    []byte
-	n      int
+	links  map[fileID]string // first written name of each multiply-linked inode
+	// pending are the headers of the directories being walked that are
+	// written only once something below them is (see pendingDir).
+	pending []*tar.Header
+	buf     []byte
+	n       int
 }
 
 type diffItem struct {
@@ -117,8 +134,10 @@ func joinRel(dir, name string) string {
 // walkDir writes the entries below the upper-relative directory rel. A
 // non-nil lv means rel replaces a lower directory wholesale (it, or a
 // directory above it, is opaque): every entry lv shows that the upper
-// lacks gets a whiteout.
-func (d *differ) walkDir(rel string, lv *lowerDir) error {
+// lacks gets a whiteout. layers are the lowers (top-most first) whose
+// directory rel the lowers' merged view is made of: the only ones its
+// entries are looked up in.
+func (d *differ) walkDir(rel string, lv *lowerDir, layers []string) error {
 	abs := filepath.Join(d.upper, rel)
 	f, err := os.Open(abs)
 	if err != nil {
@@ -160,14 +179,16 @@ func (d *differ) walkDir(rel string, lv *lowerDir) error {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		if err := d.entry(rel, &items[i], lv); err != nil {
+		if err := d.entry(rel, &items[i], lv, layers); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *differ) entry(dir string, it *diffItem, parent *lowerDir) error {
+// entry writes the item it of the upper directory dir; parent and layers
+// are dir's as walkDir has them.
+func (d *differ) entry(dir string, it *diffItem, parent *lowerDir, layers []string) error {
 	if it.whiteout {
 		return d.marker(joinRel(dir, it.out))
 	}
@@ -190,23 +211,31 @@ func (d *differ) entry(dir string, it *diffItem, parent *lowerDir) error {
 	if err != nil {
 		return err
 	}
-	// The lower view a directory's contents replace, if they replace one.
+	// The lower view a directory's contents replace, if they replace one,
+	// and the lowers that have the directory.
 	var lv *lowerDir
+	var sub []string
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		switch {
 		case parent != nil:
 			if lv, err = parent.child(name, it.name); err != nil {
 				return err
 			}
+			sub = lv.layers
 		case opaque && len(d.lowers) > 0:
-			if lv, err = lowerView(d.lowers, name); err != nil {
+			if lv, err = lowerView(layers, name); err != nil {
 				return err
 			}
+			sub = lv.layers
 			opaque = false // written as whiteouts instead
 		case !opaque:
-			if same, err := d.unchangedDir(name, p, st); err != nil || same {
+			if sub, err = dirLayers(layers, name); err != nil {
 				return err
 			}
+		}
+	} else if len(layers) > 0 {
+		if same, err := d.unchangedFile(name, p, st, hdr, layers); err != nil || same {
+			return err
 		}
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -247,10 +276,12 @@ func (d *differ) entry(dir string, it *diffItem, parent *lowerDir) error {
 			d.links[id] = name
 		}
 	}
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("write header of %q: %w", name, err)
+	if hdr.Typeflag == tar.TypeDir && lv == nil && !opaque && len(sub) > 0 {
+		return d.pendingDir(name, hdr, st, sub)
 	}
-	d.n++
+	if err := d.writeHeader(hdr); err != nil {
+		return err
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		return d.contents(name, p, hdr.Size)
@@ -260,35 +291,92 @@ func (d *differ) entry(dir string, it *diffItem, parent *lowerDir) error {
 				return err
 			}
 		}
-		return d.walkDir(name, lv)
+		return d.walkDir(name, lv, sub)
 	}
 	return nil
 }
 
-// unchangedDir reports whether the upper directory name is empty and has
-// the mode, owner and modification time of the same directory in the
-// top-most lower that has it: a copy-up that changed nothing.
-func (d *differ) unchangedDir(name, p string, st *unix.Stat_t) (bool, error) {
-	if len(d.lowers) == 0 {
-		return false, nil
+// pendingDir writes the upper directory name, whose header is hdr, and
+// the entries below it; sub are the lowers that have it. The header waits
+// until an entry below is written, and if none is and the directory kept
+// the mode and owner of the lowers' (a copy-up that changed nothing, or
+// whose changes WriteDiff leaves out), it is left out.
+func (d *differ) pendingDir(name string, hdr *tar.Header, st *unix.Stat_t, sub []string) error {
+	d.pending = append(d.pending, hdr)
+	depth := len(d.pending)
+	if err := d.walkDir(name, nil, sub); err != nil {
+		return err
 	}
-	empty, err := IsEmpty(p)
-	if err != nil || !empty {
+	if len(d.pending) < depth {
+		return nil // written before the first entry below it
+	}
+	d.pending = d.pending[:depth-1]
+	if same, err := d.unchangedDir(name, st, sub); err != nil || same {
+		return err
+	}
+	return d.writeHeader(hdr)
+}
+
+// unchangedDir reports whether the upper directory name has the mode and
+// owner of the same directory in sub[0], the top-most lower that has it.
+// Its modification time is not compared, as BuildKit's differ does not
+// compare it: a directory whose only change is that something was made
+// and removed in it again (rm -rf /tmp/*) makes no entry.
+func (d *differ) unchangedDir(name string, st *unix.Stat_t, sub []string) (bool, error) {
+	var lst unix.Stat_t
+	if err := unix.Lstat(filepath.Join(sub[0], name), &lst); err != nil {
+		return false, fmt.Errorf("stat lower of %q: %w", name, err)
+	}
+	return lst.Mode == st.Mode && lst.Uid == st.Uid && lst.Gid == st.Gid, nil
+}
+
+// unchangedFile reports whether the upper's non-directory name, at p, is
+// the same dirent (see [WriteDiff]) as the entry the lowers show there;
+// layers hold its directory. hdr carries the upper's security.capability.
+func (d *differ) unchangedFile(name, p string, st *unix.Stat_t, hdr *tar.Header, layers []string) (bool, error) {
+	var lst unix.Stat_t
+	lp, err := lowerEntry(layers, name, &lst)
+	if err != nil || lp == "" {
 		return false, err
 	}
-	for _, l := range d.lowers {
-		var lst unix.Stat_t
-		err := unix.Lstat(filepath.Join(l, name), &lst)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("stat lower of %q: %w", name, err)
-		}
-		return lst.Mode == st.Mode && lst.Uid == st.Uid && lst.Gid == st.Gid &&
-			lst.Mtim == st.Mtim, nil
+	if lst.Mode != st.Mode || lst.Uid != st.Uid || lst.Gid != st.Gid || lst.Rdev != st.Rdev ||
+		lst.Size != st.Size || lst.Mtim.Sec != st.Mtim.Sec {
+		return false, nil
 	}
-	return false, nil
+	const capXattr = "security.capability"
+	lcap, err := getXattr(lp, capXattr)
+	if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+		return false, fmt.Errorf("read xattr %s of lower %q: %w", capXattr, name, err)
+	}
+	if string(lcap) != hdr.PAXRecords[paxXattrPrefix+capXattr] {
+		return false, nil
+	}
+	if lst.Mtim.Nsec != 0 || st.Mtim.Nsec != 0 {
+		return lst.Mtim.Nsec == st.Mtim.Nsec, nil
+	}
+	// Both times may have lost their nanoseconds: compare what they hold.
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		a, err := os.Readlink(p)
+		if err != nil {
+			return false, fmt.Errorf("read symlink %q: %w", name, err)
+		}
+		b, err := os.Readlink(lp)
+		if err != nil {
+			return false, fmt.Errorf("read symlink lower of %q: %w", name, err)
+		}
+		return a == b, nil
+	case unix.S_IFREG:
+		if st.Size == 0 {
+			return true, nil
+		}
+		same, err := sameContent(p, lp)
+		if err != nil {
+			return false, fmt.Errorf("compare %q with its lower: %w", name, err)
+		}
+		return same, nil
+	}
+	return true, nil
 }
 
 // xattrs records security.capability in hdr and reports whether the entry
@@ -339,14 +427,25 @@ func (d *differ) contents(name, p string, size int64) error {
 
 // marker writes a whiteout or opaque marker entry.
 func (d *differ) marker(name string) error {
-	hdr := &tar.Header{
+	return d.writeHeader(&tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
 		ModTime:  time.Unix(0, 0),
 		Format:   tar.FormatPAX,
+	})
+}
+
+// writeHeader writes the pending directory headers, then hdr.
+func (d *differ) writeHeader(hdr *tar.Header) error {
+	for _, h := range d.pending {
+		if err := d.tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("write header of %q: %w", h.Name, err)
+		}
+		d.n++
 	}
+	d.pending = d.pending[:0]
 	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("write header of %q: %w", name, err)
+		return fmt.Errorf("write header of %q: %w", hdr.Name, err)
 	}
 	d.n++
 	return nil

@@ -19,25 +19,18 @@ type lowerDir struct {
 }
 
 // lowerView returns the merged view of the directory rel in layers (top-most
-// first), honouring whiteouts and opaque directories among them. A path
-// that is not a directory there gives an empty view.
+// first, each holding rel's parent as a directory), honouring whiteouts and
+// opaque directories among them. A path that is not a directory there gives
+// an empty view.
 func lowerView(layers []string, rel string) (*lowerDir, error) {
-	v := &lowerDir{names: map[string]bool{}}
+	sub, err := dirLayers(layers, rel)
+	if err != nil {
+		return nil, err
+	}
+	v := &lowerDir{layers: sub, names: map[string]bool{}}
 	seen := map[string]bool{} // names decided by a higher layer
-	for _, l := range layers {
+	for _, l := range sub {
 		p := filepath.Join(l, rel)
-		var st unix.Stat_t
-		err := unix.Lstat(p, &st)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("stat lower of %q: %w", rel, err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			break // a whiteout or a non-directory hides whatever is below
-		}
-		v.layers = append(v.layers, l)
 		f, err := os.Open(p)
 		if err != nil {
 			return nil, fmt.Errorf("read lower of %q: %w", rel, err)
@@ -56,16 +49,65 @@ func lowerView(layers []string, rel string) (*lowerDir, error) {
 			if err := unix.Lstat(filepath.Join(p, n), &cst); err != nil {
 				return nil, fmt.Errorf("stat lower of %q: %w", joinRel(rel, n), err)
 			}
-			if cst.Mode&unix.S_IFMT == unix.S_IFCHR && cst.Rdev == 0 {
+			if isWhiteout(&cst) {
 				continue // deleted in this layer
 			}
 			v.names[n] = true
 		}
+	}
+	return v, nil
+}
+
+// dirLayers returns those of layers (top-most first, each holding rel's
+// parent as a directory) whose directory rel makes the merged view of rel:
+// from the top-most that has rel down to one where rel is opaque, or to
+// the layer above one that has something else there (a whiteout or a
+// file), which hides the layers below. None if the lowers show no
+// directory rel. It costs at most one lstat per layer, so a directory the
+// lowers lack gives its contents nothing to look up.
+func dirLayers(layers []string, rel string) ([]string, error) {
+	var out []string
+	for _, l := range layers {
+		p := filepath.Join(l, rel)
+		var st unix.Stat_t
+		err := unix.Lstat(p, &st)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stat lower of %q: %w", rel, err)
+		}
+		if !isDir(&st) {
+			break // a whiteout or a non-directory hides whatever is below
+		}
+		out = append(out, l)
 		if isOpaqueDir(p) {
 			break
 		}
 	}
-	return v, nil
+	return out, nil
+}
+
+// lowerEntry finds the entry rel in the top-most of layers (top-most
+// first, each holding rel's parent as a directory) that has it, fills st
+// with its stat and returns its path; "" if the lowers show no entry rel
+// (none has it, or the top-most that has it has a whiteout).
+func lowerEntry(layers []string, rel string, st *unix.Stat_t) (string, error) {
+	for _, l := range layers {
+		p := filepath.Join(l, rel)
+		err := unix.Lstat(p, st)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("stat lower of %q: %w", rel, err)
+		}
+		if isWhiteout(st) {
+			return "", nil
+		}
+		return p, nil
+	}
+	return "", nil
 }
 
 // child is the view of v's entry base, whose path (relative to the

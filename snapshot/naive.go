@@ -23,9 +23,6 @@ import (
 // naiveState is what a naive mount remembers of its making.
 type naiveState struct {
 	lowers []string // the layer directories, top-most first
-	// nlinks holds, for each file of the copy made with several names,
-	// how many; every other file was made with one.
-	nlinks map[fileID]uint64
 	// done is when the copy was finished; a file whose change time is
 	// later may have been rewritten in place.
 	done time.Time
@@ -46,16 +43,7 @@ func (s *Store) mountNaive(ctx context.Context, m *Mount, lowers []string) error
 	if err := c.setMeta(lowers[0], &top, m.Dir, true); err != nil {
 		return fmt.Errorf("copy layers: %w", err)
 	}
-	m.naive = &naiveState{lowers: lowers, nlinks: make(map[fileID]uint64), done: time.Now()}
-	for _, dst := range c.links {
-		var st unix.Stat_t
-		if err := unix.Lstat(dst, &st); err != nil {
-			return fmt.Errorf("stat copy: %w", err)
-		}
-		if st.Nlink > 1 {
-			m.naive.nlinks[fileID{st.Dev, st.Ino}] = st.Nlink
-		}
-	}
+	m.naive = &naiveState{lowers: lowers, done: time.Now()}
 	return nil
 }
 

@@ -119,16 +119,12 @@ func (w *changeWalker) entry(rel string, b *viewEntry) error {
 }
 
 // changed reports whether the non-directory p, of the same type as b, is
-// not what the layers have.
+// not what the layers have. Its link count does not count: a new name
+// made for a file of the layers is a new file in the diff, and the file
+// itself unchanged, as with overlay (where the link copies the file up
+// unchanged and [WriteDiff] leaves it out).
 func (w *changeWalker) changed(p string, st *unix.Stat_t, b *viewEntry) (bool, error) {
 	if st.Size != b.st.Size || st.Mtim != b.st.Mtim || st.Rdev != b.st.Rdev {
-		return true, nil
-	}
-	want, ok := w.st.nlinks[fileID{st.Dev, st.Ino}]
-	if !ok {
-		want = 1
-	}
-	if st.Nlink != want {
 		return true, nil
 	}
 	if same, err := sameMeta(p, st, b); err != nil || !same {
