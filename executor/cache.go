@@ -55,7 +55,7 @@ func (b *build) cacheState() *buildCache {
 	c := &b.cache
 	c.once.Do(func() {
 		c.final = map[int]cache.Key{}
-		if b.cacheOn() && b.cfg.ContextDir != "" {
+		if b.cacheOn() && b.cfg.ContextDir != "" && !b.cfg.FetchedContext {
 			c.stat = b.cfg.Cache.Store.StatCache(b.cfg.ContextDir)
 		}
 	})

@@ -35,6 +35,10 @@ type Config struct {
 	ContextDir string
 	// Ignore holds the context's .dockerignore patterns (nil: none).
 	Ignore *patternmatcher.PatternMatcher
+	// FetchedContext says that ContextDir was fetched for this build alone
+	// (a Git or http(s) context): no stat cache is kept for a directory
+	// that is never seen again.
+	FetchedContext bool
 	// Progress receives step events.
 	Progress progress.Sink
 	// SourceDateEpoch, when set, is the time of every history entry, of the

@@ -3,7 +3,7 @@
 # when they are missing. Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 
-PKGS=(busybox-static skopeo umoci jq docker-registry apache2-utils)
+PKGS=(busybox-static skopeo umoci jq docker-registry apache2-utils git)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/patternmatcher"
 	"github.com/spf13/pflag"
 
 	"github.com/mybuild/mybuild/executor"
 	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/atomicfile"
+	"github.com/mybuild/mybuild/internal/remotecontext"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/parser"
 	"github.com/mybuild/mybuild/planner"
@@ -53,7 +55,7 @@ type buildOptions struct {
 	cacheFrom     []string // --cache-from: where step results are imported from
 	cacheTo       []string // --cache-to: where step results are exported to
 
-	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]
+	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]|URL
 	check         bool     // --check: run the lint rules instead of building
 }
 
@@ -83,7 +85,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	o.limits.add(fs)
 	o.mounts.add(fs)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
-	fs.StringArrayVar(&o.buildContexts, "build-context", nil, "a named context for FROM and COPY --from: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG|@DIGEST]; repeatable")
+	fs.StringArrayVar(&o.buildContexts, "build-context", nil, "a named context for FROM and COPY --from: NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG|@DIGEST], NAME=GITURL[#REF[:SUBDIR]] or NAME=https://URL (the file, named \"context\"); repeatable")
 	fs.BoolVar(&o.check, "check", false, "check the Dockerfile against the lint rules and report, without building (exit 1 when a rule fires and '# check=error=true')")
 	return fs
 }
@@ -94,7 +96,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(g.stdout, "Usage: mybuild build [OPTIONS] CONTEXT\n\nBuild an image from a Dockerfile and a context directory.\n\nOptions:\n%s", fs.FlagUsages())
+			fmt.Fprintf(g.stdout, "Usage: mybuild build [OPTIONS] CONTEXT\n\nBuild an image from a Dockerfile and a context: a directory, a Git repository\n(https://HOST/PATH.git, git://, ssh://, git@HOST:PATH, with #REF[:SUBDIR]),\nor an http(s) URL of a tar archive or of a Dockerfile.\n\nOptions:\n%s", fs.FlagUsages())
 			return nil
 		}
 		return fmt.Errorf("%w (see 'mybuild build --help')", err)
@@ -103,18 +105,15 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 		g.root = o.root
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("build needs exactly one CONTEXT directory argument, got %d (see 'mybuild build --help')", fs.NArg())
+		return fmt.Errorf("build needs exactly one CONTEXT (directory or URL) argument, got %d (see 'mybuild build --help')", fs.NArg())
 	}
 	return runBuild(ctx, g, &o, fs.Arg(0))
 }
 
 func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg string) error {
-	contextDir, err := filepath.Abs(contextArg)
+	mc, err := resolveContext(contextArg)
 	if err != nil {
-		return fmt.Errorf("context %q: %w", contextArg, err)
-	}
-	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("context directory %q does not exist or is not a directory", contextArg)
+		return err
 	}
 	buildArgs, err := parseBuildArgs(o.buildArgs)
 	if err != nil {
@@ -153,13 +152,33 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return err
 	}
 
-	df, dfPath, err := readDockerfile(g, o.file, contextDir)
+	var st *store.Store // opened early for a remote context
+	if mc.remote() {
+		if st, err = g.openStore(); err != nil {
+			return fmt.Errorf("open image store: %w", err)
+		}
+		if err := mc.fetch(ctx, g, st, keepGitDir(buildArgs)); err != nil {
+			return err
+		}
+		defer mc.release()
+	}
+	contextDir := mc.dir
+	dfName, dfPath, err := mc.dockerfilePath(o.file)
 	if err != nil {
 		return err
 	}
-	ignore, err := copier.LoadIgnore(contextDir, dfPath)
+	df, err := readDockerfile(g, dfName, dfPath)
 	if err != nil {
-		return fmt.Errorf("read .dockerignore: %w", err)
+		if mc.remote() {
+			return fmt.Errorf("build context %q: %w", remotecontext.Redact(contextArg), err)
+		}
+		return err
+	}
+	var ignore *patternmatcher.PatternMatcher
+	if !mc.remote() { // BuildKit applies no .dockerignore to a remote context
+		if ignore, err = copier.LoadIgnore(contextDir, dfPath); err != nil {
+			return fmt.Errorf("read .dockerignore: %w", err)
+		}
 	}
 	if o.check {
 		return runCheck(ctx, g, o, df, ignore, buildArgs)
@@ -172,9 +191,10 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return err
 	}
 
-	st, err := g.openStore()
-	if err != nil {
-		return fmt.Errorf("open image store: %w", err)
+	if st == nil {
+		if st, err = g.openStore(); err != nil {
+			return fmt.Errorf("open image store: %w", err)
+		}
 	}
 	snaps, err := snapshot.New(filepath.Join(g.root, "snapshots"), snapshot.Options{Driver: o.snapshotter})
 	if err != nil {
@@ -192,6 +212,11 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err := sandbox.SweepCgroups(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale cgroups: %v\n", err)
 	}
+	releaseContexts, err := contexts.fetch(ctx, g, st)
+	if err != nil {
+		return err
+	}
+	defer releaseContexts()
 
 	popts := planner.Options{BuildArgs: buildArgs, Target: o.target, Bases: map[string]*planner.BaseImage{},
 		LocalContexts: contexts.localNames(), ImageContexts: contexts.imageNames()}
@@ -246,6 +271,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		Store:           st,
 		Snapshots:       snaps,
 		ContextDir:      contextDir,
+		FetchedContext:  mc.remote(),
 		Ignore:          ignore,
 		Progress:        r.event,
 		SourceDateEpoch: sde,
@@ -316,34 +342,22 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	return nil
 }
 
-// readDockerfile reads and parses the Dockerfile named by -f (or the
-// context's Dockerfile). It returns the host path ("" for stdin) for the
-// <Dockerfile>.dockerignore lookup.
-func readDockerfile(g *globals, file, contextDir string) (*parser.Dockerfile, string, error) {
-	var r io.Reader
-	name, path := file, file
-	switch file {
-	case "-":
-		r, path = g.stdin, ""
-	case "":
-		name, path = "Dockerfile", filepath.Join(contextDir, "Dockerfile")
-		fallthrough
-	default:
+// readDockerfile reads and parses the Dockerfile at the host path path
+// (standard input when ""), which messages call name.
+func readDockerfile(g *globals, name, path string) (*parser.Dockerfile, error) {
+	r := g.stdin
+	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, "", fmt.Errorf("dockerfile %q not found", name)
+				return nil, fmt.Errorf("dockerfile %q not found", name)
 			}
-			return nil, "", fmt.Errorf("open dockerfile: %w", err)
+			return nil, fmt.Errorf("open dockerfile: %w", unwrapPath(err))
 		}
 		defer f.Close()
 		r = f
 	}
-	df, err := parser.Parse(r, name)
-	if err != nil {
-		return nil, "", err
-	}
-	return df, path, nil
+	return parser.Parse(r, name)
 }
 
 // resolveBase finds a base image in the local store, or pulls it, as

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/mybuild/mybuild/internal/remotecontext"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/planner"
 )
@@ -22,6 +23,8 @@ type namedContexts struct {
 	images map[string]string // NAME=docker-image://REF: the reference
 	// layouts are NAME=oci-layout://DIR[:TAG|@DIGEST] values.
 	layouts map[string]layoutRef
+	// remotes are the Git and http(s) URLs, which fetch turns into dirs.
+	remotes map[string]string
 }
 
 // layoutRef is an image in an OCI layout directory: by tag (the
@@ -31,14 +34,15 @@ type layoutRef struct {
 }
 
 // parseBuildContexts parses --build-context NAME=VALUE flags, as buildx
-// does: VALUE is a directory, docker-image://REF or
-// oci-layout://DIR[:TAG|@sha256:DIGEST].
+// does: VALUE is a directory, docker-image://REF,
+// oci-layout://DIR[:TAG|@sha256:DIGEST], a Git URL (git@HOST:PATH or a
+// git://, ssh:// or http(s)://….git URL) or another http(s) URL.
 func parseBuildContexts(list []string) (*namedContexts, error) {
-	n := &namedContexts{dirs: map[string]string{}, images: map[string]string{}, layouts: map[string]layoutRef{}}
+	n := &namedContexts{dirs: map[string]string{}, images: map[string]string{}, layouts: map[string]layoutRef{}, remotes: map[string]string{}}
 	for _, a := range list {
 		name, v, ok := strings.Cut(a, "=")
 		if !ok || name == "" || v == "" {
-			return nil, fmt.Errorf("invalid --build-context %q: want NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]", a)
+			return nil, fmt.Errorf("invalid --build-context %q: want NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG] or NAME=URL", a)
 		}
 		if n.has(name) {
 			return nil, fmt.Errorf("invalid --build-context %q: %s given twice", a, name)
@@ -56,8 +60,17 @@ func parseBuildContexts(list []string) (*namedContexts, error) {
 				return nil, fmt.Errorf("invalid --build-context %q: %w", a, err)
 			}
 			n.layouts[name] = lr
-		case strings.Contains(v, "://"):
-			return nil, fmt.Errorf("invalid --build-context %q: unsupported source (want a directory, docker-image:// or oci-layout://)", a)
+		case strings.Contains(v, "://") || strings.HasPrefix(v, "git@"):
+			// As in BuildKit, the scp-like Git form needs its "git@" here.
+			switch remotecontext.Detect(v) {
+			case remotecontext.Git:
+				if _, err := remotecontext.ParseGit(v); err != nil {
+					return nil, fmt.Errorf("invalid --build-context %q: %w", name+"="+remotecontext.Redact(v), err)
+				}
+			case remotecontext.Local:
+				return nil, fmt.Errorf("invalid --build-context %q: unsupported source (want a directory, docker-image://, oci-layout://, a Git URL or an http(s) URL)", name+"="+remotecontext.Redact(v))
+			}
+			n.remotes[name] = v
 		default:
 			dir, err := filepath.Abs(v)
 			if err != nil {
@@ -76,14 +89,21 @@ func (n *namedContexts) has(name string) bool {
 	_, d := n.dirs[name]
 	_, i := n.images[name]
 	_, l := n.layouts[name]
-	return d || i || l
+	_, r := n.remotes[name]
+	return d || i || l || r
 }
 
-// localNames are the names of the directory contexts, for the planner.
+// localNames are the names of the directory contexts (fetched ones
+// included), for the planner.
 func (n *namedContexts) localNames() []string {
-	names := make([]string, 0, len(n.dirs))
+	names := make([]string, 0, len(n.dirs)+len(n.remotes))
 	for k := range n.dirs {
 		names = append(names, k)
+	}
+	for k := range n.remotes {
+		if _, ok := n.dirs[k]; !ok {
+			names = append(names, k)
+		}
 	}
 	sort.Strings(names)
 	return names

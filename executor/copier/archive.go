@@ -157,7 +157,7 @@ func (c *copier) extract(tr *tar.Reader, hdr *tar.Header, dest string) error {
 		if err != nil {
 			return c.destErr("create", target, err)
 		}
-		_, err = io.Copy(f, tr)
+		_, err = io.Copy(f, c.content(tr))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

@@ -163,6 +163,9 @@ type copier struct {
 	// links maps a source inode with several links to its first copy.
 	links  map[fileID]string
 	hidden map[string]bool // cache of ignored directories' visibility
+	// maxSize is the most bytes of file content unpacking may write (0: no
+	// limit, as for ADD); unpacked counts them.
+	maxSize, unpacked int64
 }
 
 func newCopier(ctx context.Context, o Options) (*copier, error) {

@@ -1,7 +1,8 @@
 // Package copier carries out the file work of COPY and ADD: it copies files
 // from a source root (the build context, or the mounted filesystem of a
 // stage or image) into the mounted root filesystem of a step, with the
-// semantics of Docker and BuildKit, and unpacks local archives for ADD.
+// semantics of Docker and BuildKit, and unpacks local archives for ADD (and,
+// through Unpack, the archives of remote build contexts).
 //
 // Every path is resolved inside its root: ".." and symbolic links, absolute
 // or relative, never lead out of the source root or the destination root,

@@ -284,3 +284,34 @@ func TestKilledWriter(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTempDir: a caller's temp directory survives sweeps while held, even
+// when old and no other Store is open, and release removes it with what it
+// holds.
+func TestTempDir(t *testing.T) {
+	s := newStore(t)
+	dir, release, err := s.TempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(dir, old, old)
+	if err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b")); err != nil {
+		t.Fatalf("a held temp dir was swept: %v", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("temp dir mode %v, want 0700", fi.Mode())
+	}
+	release()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("release left the temp dir: %v", err)
+	}
+}

@@ -84,6 +84,18 @@ func Open(root string) (*Store, error) {
 // Root returns the store's root directory (absolute).
 func (s *Store) Root() string { return s.root }
 
+// TempDir creates an empty directory (mode 0700) under <root>/tmp for a
+// caller's scratch work, such as a build context fetched from a URL. It
+// stays locked, so that no sweep removes it, until release removes it; a
+// process killed before release leaves it to the next sweep.
+func (s *Store) TempDir() (dir string, release func(), err error) {
+	dir, release, err = createTempDir(s.oci.tmp)
+	if err != nil {
+		return "", nil, fmt.Errorf("create temp dir: %w", err)
+	}
+	return dir, release, nil
+}
+
 // Close releases the store's shared lock, letting GC run elsewhere. Layers
 // written through this Store and not yet referenced by a stored image may
 // then be collected.
