@@ -35,8 +35,10 @@
 // [Store.Notice] then report; "overlay" and "naive" force one.
 //
 // [Unpack] is the one tar extractor: every name is resolved inside the target
-// directory (openat2 RESOLVE_IN_ROOT through filepath-securejoin's pathrs-lite),
-// and the final component of each entry is never followed.
+// directory (a path of plain directories by one openat2 with
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, anything else with RESOLVE_IN_ROOT
+// through filepath-securejoin's pathrs-lite), and the final component of
+// each entry is never followed.
 //
 // Everything here needs root (CAP_SYS_ADMIN for overlay mounts, CAP_MKNOD,
 // CAP_CHOWN, trusted.* xattrs) on Linux.

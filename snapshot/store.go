@@ -167,16 +167,16 @@ func (s *Store) extract(ctx context.Context, diffID v1.Hash, final string, open 
 		return fmt.Errorf("open layer: %w", err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	tee := io.TeeReader(rc, h)
-	if err := Unpack(ctx, tee, tmp, UnpackOptions{OverlayWhiteouts: true}); err != nil {
+	hr := newHashingReader(rc, sha256.New())
+	defer hr.Close()
+	if err := Unpack(ctx, hr, tmp, UnpackOptions{OverlayWhiteouts: true}); err != nil {
 		return err
 	}
 	// The tar reader stops at the end marker; hash the padding after it too.
-	if _, err := io.Copy(io.Discard, ctxReader{ctx, tee}); err != nil {
+	if _, err := io.Copy(io.Discard, ctxReader{ctx, hr}); err != nil {
 		return fmt.Errorf("read layer: %w", err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != diffID.Hex {
+	if got := hex.EncodeToString(hr.Sum()); got != diffID.Hex {
 		return fmt.Errorf("verify layer: content has diffID sha256:%s", got)
 	}
 	if err := s.markUnsynced(diffID.Hex, tmp); err != nil {

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 
 	"github.com/mybuild/mybuild/internal/tarlimit"
@@ -34,6 +32,10 @@ type UnpackOptions struct {
 	// Owner, when set, owns every entry instead of the archive's uid/gid
 	// (ADD --chown).
 	Owner *Owner
+
+	// resolveEveryParent, for tests, resolves every entry's parent with
+	// mkdirAll, the reference that [unpacker.parent] must agree with.
+	resolveEveryParent bool
 }
 
 const (
@@ -66,7 +68,8 @@ func Unpack(ctx context.Context, r io.Reader, dir string, opts UnpackOptions) er
 		return fmt.Errorf("open unpack root: %w", err)
 	}
 	defer root.Close()
-	u := &unpacker{root: root, rootPath: filepath.Clean(dir), opts: opts, buf: make([]byte, 128<<10)}
+	u := &unpacker{root: root, rootPath: filepath.Clean(dir), opts: opts, buf: make([]byte, 128<<10), parentDir: parentDir{fd: -1}}
+	defer u.dropParent()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -92,6 +95,8 @@ type unpacker struct {
 	opts     UnpackOptions
 	buf      []byte
 	dirs     []dirTime
+	// parentDir is the directory of the last entry, see parent.
+	parentDir parentDir
 }
 
 // dirTime is a directory whose times are set once all entries are written.
@@ -123,23 +128,15 @@ func (u *unpacker) entry(ctx context.Context, hdr *tar.Header, r io.Reader) erro
 	if u.opts.OverlayWhiteouts && strings.HasPrefix(base, whiteoutPrefix) {
 		return u.whiteout(parentRel, base)
 	}
-	parent, err := u.mkdirAll(parentRel)
-	if err != nil {
-		return err
-	}
-	defer parent.Close()
-	pfd := int(parent.Fd())
-
-	if hdr.Typeflag == tar.TypeLink {
-		return u.hardlink(pfd, base, hdr)
-	}
-	isDir, err := u.clear(pfd, base, hdr.Typeflag == tar.TypeDir)
+	pfd, err := u.parent(parentRel)
 	if err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
+	case tar.TypeLink:
+		return u.hardlink(pfd, base, hdr)
 	case tar.TypeDir:
-		return u.dir(pfd, base, rel, isDir, hdr)
+		return u.dir(pfd, base, rel, hdr)
 	case tar.TypeSymlink:
 		return u.symlink(pfd, base, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -147,30 +144,6 @@ func (u *unpacker) entry(ctx context.Context, hdr *tar.Header, r io.Reader) erro
 	default:
 		return u.file(ctx, pfd, base, hdr, r)
 	}
-}
-
-// mkdirAll returns an O_PATH handle of the directory rel inside the root,
-// making the missing parts.
-func (u *unpacker) mkdirAll(rel string) (*os.File, error) {
-	if rel == "" {
-		rel = "."
-	}
-	f, err := pathrs.MkdirAllHandle(u.root, rel, 0o755)
-	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
-		// pathrs does not make directories through a dangling symlink;
-		// Docker's chrooted extraction does. Resolve the symlinks inside
-		// the root first, then make what is missing.
-		var full string
-		if full, err = securejoin.SecureJoin(u.rootPath, rel); err == nil {
-			if rel, err = filepath.Rel(u.rootPath, full); err == nil {
-				f, err = pathrs.MkdirAllHandle(u.root, rel, 0o755)
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("resolve parent directory: %w", bareErr(err))
-	}
-	return f, nil
 }
 
 func (u *unpacker) owner(hdr *tar.Header) (int, int) {
@@ -184,39 +157,102 @@ func (u *unpacker) file(ctx context.Context, pfd int, base string, hdr *tar.Head
 	if err := tarlimit.CheckSparse(hdr); err != nil {
 		return err
 	}
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// Made with the entry's permission bits (never more than it ends up
+	// with: no set-id bits, and umask or a default ACL may take more), so
+	// that in the usual case no chmod follows.
+	fd := -1
+	err := u.create(pfd, base, func() error {
+		var err error
+		fd, err = unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, permBits(hdr.Mode)&0o777)
+		if err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("create file: %w", err)
+		return err
 	}
-	f := os.NewFile(uintptr(fd), base)
-	defer f.Close()
-	// The anonymous struct hides (*os.File).ReadFrom so that the copy goes
-	// through u.buf and memory stays flat.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx, r}, u.buf); err != nil {
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	if err := u.write(ctx, fd, r); err != nil {
 		return fmt.Errorf("write file: %w", err)
 	}
-	uid, gid := u.owner(hdr)
 	// chown clears set-id bits and security.capability: mode and xattrs after it.
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("chown file: %w", err)
-	}
-	if err := unix.Fchmod(fd, permBits(hdr.Mode)); err != nil {
-		return fmt.Errorf("chmod file: %w", err)
+	if err := u.ownerMode(fd, hdr, "file"); err != nil {
+		return err
 	}
 	if err := setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
+	err = unix.Close(fd)
+	fd = -1
+	if err != nil {
 		return fmt.Errorf("close file: %w", err)
 	}
 	return setTimes(pfd, base, hdr)
 }
 
-func (u *unpacker) dir(pfd int, base, rel string, exists bool, hdr *tar.Header) error {
-	if !exists {
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-			return fmt.Errorf("make directory: %w", err)
+// write copies r to fd through u.buf, so that memory stays flat, checking
+// ctx between reads.
+func (u *unpacker) write(ctx context.Context, fd int, r io.Reader) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		n, rerr := r.Read(u.buf)
+		for b := u.buf[:n]; len(b) > 0; {
+			m, err := unix.Write(fd, b)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				return io.ErrShortWrite
+			}
+			b = b[m:]
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// create runs mk, which makes base in pfd and fails with EEXIST if the name
+// is taken; then whatever has the name is removed (see clear) and mk runs
+// again. Trying first spares a stat for each entry of a fresh tree.
+func (u *unpacker) create(pfd int, base string, mk func() error) error {
+	err := mk()
+	if errors.Is(err, unix.EEXIST) {
+		if _, err := u.clear(pfd, base, false); err != nil {
+			return err
+		}
+		err = mk()
+	}
+	return err
+}
+
+func (u *unpacker) dir(pfd int, base, rel string, hdr *tar.Header) error {
+	// Made with the entry's permission bits, as for files.
+	err := unix.Mkdirat(pfd, base, permBits(hdr.Mode)&0o777)
+	if errors.Is(err, unix.EEXIST) {
+		var isDir bool
+		if isDir, err = u.clear(pfd, base, true); err != nil {
+			return err
+		}
+		if !isDir {
+			err = unix.Mkdirat(pfd, base, permBits(hdr.Mode)&0o777)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("make directory: %w", err)
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -232,6 +268,9 @@ func (u *unpacker) dir(pfd int, base, rel string, exists bool, hdr *tar.Header) 
 
 // rootDir applies a "./" entry to the target directory itself.
 func (u *unpacker) rootDir(hdr *tar.Header) error {
+	// A mode or owner of the root could change what a lookup through it
+	// may see: the next entry looks its parent up again.
+	u.dropParent()
 	fd, err := unix.Open(procFD(int(u.root.Fd())), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open root: %w", err)
@@ -245,19 +284,47 @@ func (u *unpacker) rootDir(hdr *tar.Header) error {
 }
 
 func (u *unpacker) dirMeta(fd int, hdr *tar.Header) error {
-	uid, gid := u.owner(hdr)
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("chown directory: %w", err)
-	}
-	if err := unix.Fchmod(fd, permBits(hdr.Mode)); err != nil {
-		return fmt.Errorf("chmod directory: %w", err)
+	if err := u.ownerMode(fd, hdr, "directory"); err != nil {
+		return err
 	}
 	return setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
 }
 
+// ownerMode gives the open fd the entry's owner and mode, leaving out a
+// chown or chmod that would change nothing. On a non-directory chown also
+// clears the set-id bits and security.capability; fd is a new file then,
+// with neither, so leaving the chown out changes nothing there either.
+func (u *unpacker) ownerMode(fd int, hdr *tar.Header, what string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", what, err)
+	}
+	uid, gid := u.owner(hdr)
+	if st.Uid != uint32(uid) || st.Gid != uint32(gid) {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", what, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			st.Mode &^= unix.S_ISUID | unix.S_ISGID
+		}
+	}
+	if mode := permBits(hdr.Mode); st.Mode&0o7777 != mode {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", what, err)
+		}
+	}
+	return nil
+}
+
 func (u *unpacker) symlink(pfd int, base string, hdr *tar.Header) error {
-	if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
-		return fmt.Errorf("make symlink: %w", err)
+	err := u.create(pfd, base, func() error {
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("make symlink: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	uid, gid := u.owner(hdr)
 	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -280,8 +347,14 @@ func (u *unpacker) node(pfd int, base string, hdr *tar.Header) error {
 	}
 	mode := permBits(hdr.Mode)
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	if err := unix.Mknodat(pfd, base, typ|mode, int(dev)); err != nil {
-		return fmt.Errorf("make device node: %w", err)
+	err := u.create(pfd, base, func() error {
+		if err := unix.Mknodat(pfd, base, typ|mode, int(dev)); err != nil {
+			return fmt.Errorf("make device node: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	uid, gid := u.owner(hdr)
 	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -308,15 +381,11 @@ func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
 		return errors.New("hard link to the root directory")
 	}
 	tparentRel, tbase := splitRel(target)
-	if tparentRel == "" {
-		tparentRel = "."
-	}
-	tparent, err := pathrs.OpenatInRoot(u.root, tparentRel)
+	tfd, err := u.openInRoot(tparentRel)
 	if err != nil {
 		return fmt.Errorf("resolve link target %q: %w", hdr.Linkname, bareErr(err))
 	}
-	defer tparent.Close()
-	tfd := int(tparent.Fd())
+	defer unix.Close(tfd)
 	var tst, st unix.Stat_t
 	if err := unix.Fstatat(tfd, tbase, &tst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("resolve link target %q: %w", hdr.Linkname, bareErr(err))
@@ -341,12 +410,10 @@ func (u *unpacker) whiteout(parentRel, base string) error {
 	if base != opaqueMarker && strings.HasPrefix(base, whiteoutMetaPrefix) {
 		return nil
 	}
-	parent, err := u.mkdirAll(parentRel)
+	pfd, err := u.parent(parentRel)
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
-	pfd := int(parent.Fd())
 	if base == opaqueMarker {
 		if err := unix.Setxattr(procFD(pfd), opaqueXattr, []byte("y"), 0); err != nil {
 			return fmt.Errorf("mark directory opaque: %w", err)
@@ -378,18 +445,15 @@ func (u *unpacker) setDirTimes() error {
 			continue
 		}
 		parentRel, base := splitRel(d.rel)
-		if parentRel == "" {
-			parentRel = "."
-		}
-		parent, err := pathrs.OpenatInRoot(u.root, parentRel)
+		pfd, err := u.openInRoot(parentRel)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue // removed by a later entry
 		}
 		if err != nil {
 			return fmt.Errorf("set times of %q: %w", d.rel, err)
 		}
-		err = unix.UtimesNanoAt(int(parent.Fd()), base, d.ts, unix.AT_SYMLINK_NOFOLLOW)
-		parent.Close()
+		err = unix.UtimesNanoAt(pfd, base, d.ts, unix.AT_SYMLINK_NOFOLLOW)
+		unix.Close(pfd)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("set times of %q: %w", d.rel, err)
 		}

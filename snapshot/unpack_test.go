@@ -272,6 +272,39 @@ func TestUnpackBreakouts(t *testing.T) {
 			},
 		},
 		{
+			name: "directory replaced by symlink out then file in it",
+			ents: func(outside string) []ent {
+				return []ent{{Name: "a/"}, {Name: "a/x", Body: "x"}, {Name: "a", Type: tar.TypeSymlink, Link: outside + "/marker"}, {Name: "a/y", Body: "y"}}
+			},
+			check: func(root string) {
+				if _, err := os.Lstat(filepath.Join(root, filepath.Dir(root), "marker/y")); err != nil {
+					t.Errorf("file through the new symlink not contained in root: %v", err)
+				}
+			},
+		},
+		{
+			name: "directory replaced by relative symlink out then file in it",
+			ents: func(string) []ent {
+				return []ent{{Name: "a/"}, {Name: "a/x", Body: "x"}, {Name: "a", Type: tar.TypeSymlink, Link: "../../../.."}, {Name: "a/y", Body: "y"}}
+			},
+			check: func(root string) {
+				if _, err := os.Lstat(filepath.Join(root, "y")); err != nil {
+					t.Errorf("file through the new symlink not contained in root: %v", err)
+				}
+			},
+		},
+		{
+			name: "parent replaced by symlink out then file in its subdirectory",
+			ents: func(outside string) []ent {
+				return []ent{{Name: "a/b/"}, {Name: "a/b/x", Body: "x"}, {Name: "a", Type: tar.TypeSymlink, Link: outside}, {Name: "a/b/y", Body: "y"}}
+			},
+			check: func(root string) {
+				if _, err := os.Lstat(filepath.Join(root, filepath.Dir(root), "b/y")); err != nil {
+					t.Errorf("file through the new symlink not contained in root: %v", err)
+				}
+			},
+		},
+		{
 			name: "symlink then directory entry through it",
 			ents: func(outside string) []ent {
 				return []ent{{Name: "d", Type: tar.TypeSymlink, Link: outside + "/marker"}, {Name: "d/", Mode: 0o777}}
