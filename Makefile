@@ -14,7 +14,7 @@ PKG      := ./...
 FUZZTIME ?= 30s
 # Fuzz targets as PACKAGE:NAME; seeds live in PACKAGE/testdata/fuzz/NAME/.
 FUZZ_TARGETS := ./parser:FuzzParse ./parser:FuzzExpand ./planner:FuzzPlan \
-	./snapshot:FuzzUnpack ./executor/copier:FuzzADDArchive ./executor/copier:FuzzIgnore \
+	./snapshot:FuzzUnpack ./snapshot:FuzzUnpackParentCache ./executor/copier:FuzzADDArchive ./executor/copier:FuzzIgnore \
 	./internal/registry:FuzzReference \
 	./cmd/mybuild:FuzzBuildArgs ./cmd/mybuild:FuzzOutput ./cmd/mybuild:FuzzLimits
 
