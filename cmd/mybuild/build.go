@@ -57,6 +57,8 @@ type buildOptions struct {
 
 	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]|URL
 	check         bool     // --check: run the lint rules instead of building
+
+	prefetch *layerPrefetch // unpacks base layers while they are pulled; nil: after
 }
 
 func buildFlags(o *buildOptions) *pflag.FlagSet {
@@ -212,6 +214,14 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err := sandbox.SweepCgroups(); err != nil {
 		fmt.Fprintf(g.stderr, "warning: sweep stale cgroups: %v\n", err)
 	}
+	// Base layers unpack while they download. What is still unpacking
+	// when the build ends, for whatever reason, is stopped and waited for.
+	pctx, stopPrefetch := context.WithCancel(ctx)
+	o.prefetch = newLayerPrefetch(pctx, snaps, slog.New(slog.DiscardHandler))
+	defer func() {
+		stopPrefetch()
+		o.prefetch.wait()
+	}()
 	releaseContexts, err := contexts.fetch(ctx, g, st)
 	if err != nil {
 		return err
@@ -367,7 +377,7 @@ func resolveBase(ctx context.Context, g *globals, st *store.Store, ref string, o
 	if err != nil {
 		return nil, err
 	}
-	img, dgst, err := baseImage(ctx, g, st, ref, o.pull, ro, mode)
+	img, dgst, err := baseImage(ctx, g, st, ref, o.pull, ro, mode, o.prefetch)
 	if err != nil {
 		return nil, err
 	}

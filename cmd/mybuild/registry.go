@@ -119,7 +119,7 @@ func cmdPull(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	return withStore(g, func(st *store.Store) error {
-		_, n, err := pullInto(ctx, g, st, fs.Arg(0), o, mode)
+		_, n, err := pullInto(ctx, g, st, fs.Arg(0), o, mode, nil)
 		if err != nil {
 			return err
 		}
@@ -130,8 +130,9 @@ func cmdPull(ctx context.Context, g *globals, args []string) error {
 
 // pullInto pulls ref into st, named ref when it is a tag, and returns the
 // stored manifest digest and the name (or the digest when unnamed). Layer
-// downloads are shown as the progress mode says.
-func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o registry.Options, mode string) (v1.Hash, string, error) {
+// downloads are shown as the progress mode says; a non-nil pf unpacks
+// the layers as they arrive.
+func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o registry.Options, mode string, pf *layerPrefetch) (v1.Hash, string, error) {
 	r, err := registry.ParseReference(ref, o)
 	if err != nil {
 		return v1.Hash{}, "", err
@@ -150,7 +151,7 @@ func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o re
 	}
 	// The store fetches the layers it lacks, in parallel, verifying each
 	// against its digest; a blob that does not match leaves nothing behind.
-	dgst, err := st.Put(ctx, img, names)
+	dgst, err := st.Put(ctx, pf.wrap(img), names)
 	pr.close()
 	if err != nil {
 		return v1.Hash{}, "", fmt.Errorf("pull %q: store image: %w", ref, err)
@@ -311,7 +312,7 @@ func cmdLogout(ctx context.Context, g *globals, args []string) error {
 }
 
 // baseImage looks up ref in the store and, as policy says, pulls it.
-func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, policy pullPolicy, o registry.Options, mode string) (v1.Image, v1.Hash, error) {
+func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, policy pullPolicy, o registry.Options, mode string, pf *layerPrefetch) (v1.Image, v1.Hash, error) {
 	if policy != pullAlways {
 		img, dgst, err := st.Image(ref)
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -321,7 +322,7 @@ func baseImage(ctx context.Context, g *globals, st *store.Store, ref string, pol
 			return nil, v1.Hash{}, fmt.Errorf("base image %q not found in the local store and --pull=never (load it with 'mybuild load', pull it, or build it first)", ref)
 		}
 	}
-	dgst, _, err := pullInto(ctx, g, st, ref, o, mode)
+	dgst, _, err := pullInto(ctx, g, st, ref, o, mode, pf)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
