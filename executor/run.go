@@ -95,6 +95,14 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		Network:  network,
 		Limits:   b.cfg.Limits,
 	}
+	// The sandbox's host-side files go in a temp dir of the store, so a
+	// build killed during the step leaves them to the next build's sweep.
+	tmp, releaseTmp, err := b.cfg.Store.TempDir()
+	if err != nil {
+		return err
+	}
+	defer releaseTmp()
+	spec.TempDir = tmp
 	for _, g := range owner.Groups {
 		spec.Groups = append(spec.Groups, uint32(g))
 	}

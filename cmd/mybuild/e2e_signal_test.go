@@ -74,3 +74,60 @@ func TestInterruptStopsRun(t *testing.T) {
 		})
 	}
 }
+
+// TestKillDuringRunLeavesNothingOutside: a build killed outright (SIGKILL,
+// no chance to clean up) during a RUN leaves nothing in $TMPDIR: the
+// sandbox's host-side files live in a temp dir of the store, which the
+// next build sweeps.
+func TestKillDuringRunLeavesNothingOutside(t *testing.T) {
+	e := newEnv(t)
+	tmpdir := t.TempDir()
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 1002.5151\n"})
+	cmd := exec.Command(binPath, "--root", e.root, "build", "--progress=plain", "-t", "killed", ctx)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmpdir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasSuffix(sc.Text(), " started") {
+			break
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second) // the sandbox dies with its parent
+	for {
+		alive := false
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(b), "sleep\x001002.5151") {
+				alive = true
+			}
+		}
+		if !alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the RUN's process outlived the killed build")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left, _ := os.ReadDir(tmpdir); len(left) > 0 {
+		t.Errorf("the killed build left %d entries in $TMPDIR (%s)", len(left), left[0].Name())
+	}
+	storeTmp := filepath.Join(e.root, "tmp")
+	if left, _ := os.ReadDir(storeTmp); len(left) == 0 {
+		t.Errorf("nothing of the killed RUN in the store's temp dir: where did the sandbox keep its files?")
+	}
+	e.mustRun("build", "-t", "after", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN true\n"}))
+	if left, _ := os.ReadDir(storeTmp); len(left) > 0 {
+		t.Errorf("the next build did not sweep the store's temp dir: %d entries left", len(left))
+	}
+}

@@ -78,6 +78,10 @@ type Spec struct {
 	// Mounts are mounted over the root, outermost first; they vanish with
 	// the sandbox and leave nothing in Root.
 	Mounts []Mount
+	// TempDir is where Run keeps the host side of the sandbox's files
+	// (/etc/hosts and the like) while it runs; empty means os.TempDir().
+	// A caller that may be killed passes a directory it sweeps later.
+	TempDir string
 }
 
 // DevFile is a file created in the sandbox's /dev before the command runs.

@@ -36,7 +36,7 @@ func prepare(s Spec) (_ *prepared, err error) {
 			_ = p.cleanup()
 		}
 	}()
-	if p.tmp, err = os.MkdirTemp("", "mybuild-sandbox-"); err != nil {
+	if p.tmp, err = os.MkdirTemp(s.TempDir, "mybuild-sandbox-"); err != nil {
 		return nil, fmt.Errorf("create sandbox files: %w", err)
 	}
 	hosts := s.Hosts
