@@ -112,6 +112,7 @@ func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error
 		return nil, errors.New("executor: Store and Snapshots are required")
 	}
 	b := &build{cfg: c, results: make(map[int]*state), started: time.Now().UTC()}
+	b.fetches.tempDir = c.Store.TempDir
 	defer b.releaseMounts()
 	defer b.fetches.cleanup()
 	if err := b.runStages(ctx, plan.Stages); err != nil {

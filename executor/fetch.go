@@ -25,9 +25,13 @@ import (
 // fetcher downloads the URLs of ADD, each once per build, into a temporary
 // directory removed when the build ends.
 type fetcher struct {
-	mu    sync.Mutex
-	dir   string
-	files map[string]*fetched // by URL and checksum
+	// tempDir makes that directory: a locked temp dir of the store, so
+	// that a build killed before cleanup leaves it to the next sweep.
+	tempDir func() (string, func(), error)
+	mu      sync.Mutex
+	dir     string
+	release func()
+	files   map[string]*fetched // by URL and checksum
 }
 
 // fetched is one download: a directory holding one file, Name.
@@ -72,12 +76,12 @@ func (f *fetcher) get(ctx context.Context, raw, checksum string) (*fetched, erro
 		f.files[k] = e
 	}
 	if f.dir == "" {
-		dir, err := os.MkdirTemp("", "mybuild-fetch-")
+		dir, release, err := f.tempDir()
 		if err != nil {
 			f.mu.Unlock()
 			return nil, fmt.Errorf("download %s: %w", raw, err)
 		}
-		f.dir = dir
+		f.dir, f.release = dir, release
 	}
 	base := f.dir
 	f.mu.Unlock()
@@ -170,8 +174,8 @@ func (f *fetcher) cleanup() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dir != "" {
-		os.RemoveAll(f.dir)
-		f.dir = ""
+		f.release()
+		f.dir, f.release = "", nil
 	}
 }
 

@@ -157,6 +157,10 @@ func TestAddURL(t *testing.T) {
 	if len(ran) != 2 {
 		t.Fatalf("cold build ran %q, want 2 steps", ran)
 	}
+	// The downloads lived in a temp dir of the store, gone with the build.
+	if left, err := os.ReadDir(filepath.Join(e.root, "tmp")); err != nil || len(left) > 0 {
+		t.Errorf("store temp dir after the build: %d entries, err %v", len(left), err)
+	}
 	ls := lastLayers(t, e.image("cached:latest"), 1)
 	hs := tarHeaders(t, ls[0])
 	h := hs["opt/tool.txt"]
