@@ -98,7 +98,7 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(g.stdout, "Usage: mybuild build [OPTIONS] CONTEXT\n\nBuild an image from a Dockerfile and a context: a directory, a Git repository\n(https://HOST/PATH.git, git://, ssh://, git@HOST:PATH, with #REF[:SUBDIR]),\nor an http(s) URL of a tar archive or of a Dockerfile.\n\nOptions:\n%s", fs.FlagUsages())
+			fmt.Fprintf(g.stdout, "Usage: mybuild build [OPTIONS] CONTEXT\n\nBuild an image from a Dockerfile and a context: a directory, a Git repository\n(https://HOST/PATH.git, git://, ssh://, git@HOST:PATH, with #REF[:SUBDIR]),\nan http(s) URL of a tar archive or of a Dockerfile, or - (standard input:\na tar archive, or a Dockerfile with an empty context).\n\nOptions:\n%s", fs.FlagUsages())
 			return nil
 		}
 		return fmt.Errorf("%w (see 'mybuild build --help')", err)

@@ -369,3 +369,38 @@ func TestBuildNamedRemoteContexts(t *testing.T) {
 	mustContain(t, "named context error", msg, `build context other "`+f.url+`#nope": git fetch: `, "couldn't find remote ref nope")
 	e.tmpEmpty("after a failed named context")
 }
+
+// TestBuildStdinContext: `mybuild build -` reads the context from standard
+// input as docker does: a Dockerfile alone (empty context), or a tar archive
+// (gzip or not) holding the context, with -f naming a file inside it.
+func TestBuildStdinContext(t *testing.T) {
+	e := newEnv(t)
+	dc := t.TempDir()
+	tgz := filepath.Join(t.TempDir(), "ctx.tgz")
+	makeTarGz(t, tgz, map[string]string{
+		"Dockerfile":      "FROM busybox\nCOPY f.txt /from-tar.txt\n",
+		"other/Build.txt": "FROM busybox\nCOPY f.txt /other.txt\n",
+		"f.txt":           "from the archive\n",
+	})
+	tarData, err := os.ReadFile(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.mustRunWith(e.root, dc, "FROM busybox\nRUN echo plain > /plain.txt\n", "build", "-t", "stdin-df", "-")
+	wantFiles(t, e.image("stdin-df:latest"), map[string]string{"plain.txt": "plain\n"})
+
+	e.mustRunWith(e.root, dc, string(tarData), "build", "-t", "stdin-tar", "-")
+	wantFiles(t, e.image("stdin-tar:latest"), map[string]string{"from-tar.txt": "from the archive\n"})
+	e.mustRunWith(e.root, dc, string(tarData), "build", "-f", "other/Build.txt", "-t", "stdin-f", "-")
+	wantFiles(t, e.image("stdin-f:latest"), map[string]string{"other.txt": "from the archive\n"})
+
+	// A Dockerfile alone has no context to COPY from.
+	msg := e.mustFailWith(e.root, dc, "FROM busybox\nCOPY f.txt /x\n", "build", "-")
+	mustContain(t, "COPY from an empty context", msg, "Dockerfile:2", "f.txt")
+	msg = e.mustFailWith(e.root, dc, "FROM busybox\n", "build", "-f", "-", "-")
+	mustContain(t, "-f - with context -", msg, "standard input")
+	if left, err := os.ReadDir(filepath.Join(e.root, "tmp")); err != nil || len(left) > 0 {
+		t.Errorf("store temp dir after the builds: %d entries, err %v", len(left), err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -19,7 +20,8 @@ import (
 // repository or http(s) URL fetched into a temp directory of the store.
 type mainContext struct {
 	arg        string             // as given
-	kind       remotecontext.Kind // Local for a directory
+	kind       remotecontext.Kind // Local for a directory (or "-")
+	stdin      bool               // "-": the context (a tar) or the Dockerfile is on standard input
 	dir        string             // the context directory on the host
 	dockerfile string             // host path of the Dockerfile a plain-text URL is
 	release    func()             // removes what fetch brought; never nil
@@ -29,6 +31,10 @@ type mainContext struct {
 // form it happens to match (git's scp-like HOST:PATH), as in buildx.
 func resolveContext(arg string) (*mainContext, error) {
 	c := &mainContext{arg: arg, release: func() {}}
+	if arg == "-" {
+		c.stdin = true
+		return c, nil
+	}
 	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
 		dir, err := filepath.Abs(arg)
 		if err != nil {
@@ -49,11 +55,26 @@ func resolveContext(arg string) (*mainContext, error) {
 	return c, nil
 }
 
-func (c *mainContext) remote() bool { return c.kind != remotecontext.Local }
+// remote reports whether the context is fetched for this build (a URL or
+// standard input) rather than a directory of the host.
+func (c *mainContext) remote() bool { return c.stdin || c.kind != remotecontext.Local }
 
 // fetch brings a remote context into a temp directory of st, which release
 // removes; on failure nothing is left.
 func (c *mainContext) fetch(ctx context.Context, g *globals, st *store.Store, keepGit bool) error {
+	if c.stdin {
+		dir, release, err := st.TempDir()
+		if err != nil {
+			return fmt.Errorf("build context from standard input: %w", err)
+		}
+		fc, err := remotecontext.FromReader(ctx, g.stdin, dir, remotecontext.Options{})
+		if err != nil {
+			release()
+			return fmt.Errorf("build context from standard input: %w", err)
+		}
+		c.dir, c.dockerfile, c.release = fc.Dir, fc.Dockerfile, release
+		return nil
+	}
 	fc, release, err := fetchRemote(ctx, g, st, "build context "+strconv.Quote(remotecontext.Redact(c.arg)), c.arg,
 		remotecontext.Options{KeepGitDir: keepGit})
 	if err != nil {
@@ -69,6 +90,8 @@ func (c *mainContext) fetch(ctx context.Context, g *globals, st *store.Store, ke
 // and a plain-text URL is the Dockerfile whatever -f says, as in docker.
 func (c *mainContext) dockerfilePath(file string) (name, path string, err error) {
 	switch {
+	case file == "-" && c.stdin:
+		return "", "", errors.New("-f - and the context - cannot both be standard input")
 	case file == "-":
 		return "-", "", nil
 	case c.dockerfile != "":

@@ -99,7 +99,41 @@ func fetchHTTP(ctx context.Context, s, dir string, o Options) (*Context, error) 
 	if err != nil {
 		return nil, err
 	}
-	err = copier.Unpack(ctx, file, cdir, copier.UnpackOptions{MaxSize: limit(o.MaxUnpacked, DefaultMaxUnpacked)})
+	return fromFile(ctx, file, n, cdir, o)
+}
+
+// FromReader makes the context of r, as `docker build -` does with its
+// standard input: a tar archive (compressed or not) is unpacked as the
+// context; anything else is the Dockerfile, with an empty context. dir is
+// as for Fetch.
+func FromReader(ctx context.Context, r io.Reader, dir string, o Options) (*Context, error) {
+	cdir := filepath.Join(dir, "context")
+	if err := os.Mkdir(cdir, 0o755); err != nil {
+		return nil, err
+	}
+	file := filepath.Join(dir, "stdin")
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	max := limit(o.MaxDownload, DefaultMaxDownload)
+	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, max+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read standard input: %w", err)
+	}
+	if n > max {
+		return nil, fmt.Errorf("%w: standard input is over %d bytes", ErrTooLarge, max)
+	}
+	return fromFile(ctx, file, n, cdir, o)
+}
+
+// fromFile makes the context cdir of the downloaded file of n bytes: its
+// contents when it is an archive, else the file is the Dockerfile.
+func fromFile(ctx context.Context, file string, n int64, cdir string, o Options) (*Context, error) {
+	err := copier.Unpack(ctx, file, cdir, copier.UnpackOptions{MaxSize: limit(o.MaxUnpacked, DefaultMaxUnpacked)})
 	switch {
 	case errors.Is(err, copier.ErrNotArchive):
 		if max := limit(o.MaxDockerfile, DefaultMaxDockerfile); n > max {
@@ -170,4 +204,17 @@ func limit(v, def int64) int64 {
 		return v
 	}
 	return def
+}
+
+// ctxReader stops a read when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
