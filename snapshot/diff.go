@@ -190,6 +190,15 @@ func (d *differ) walkDir(rel string, lv *lowerDir, layers []string) error {
 // are dir's as walkDir has them.
 func (d *differ) entry(dir string, it *diffItem, parent *lowerDir, layers []string) error {
 	if it.whiteout {
+		if it.st.Mode&unix.S_IFMT == unix.S_IFCHR && len(d.lowers) > 0 {
+			// A whiteout overlay made: dropped when no lower has the
+			// name, as BuildKit's differ drops it (there is nothing to
+			// hide).
+			var lst unix.Stat_t
+			if lp, err := lowerEntry(layers, joinRel(dir, it.name), &lst); err != nil || lp == "" {
+				return err
+			}
+		}
 		return d.marker(joinRel(dir, it.out))
 	}
 	name := joinRel(dir, it.name)

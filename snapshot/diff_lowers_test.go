@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -297,4 +298,40 @@ func rewriteKeepTimes(t *testing.T, p, body string) {
 	must(t, unix.Lstat(p, &st))
 	writeFile(t, p, body, os.FileMode(st.Mode&0o777))
 	must(t, unix.UtimesNano(p, []unix.Timespec{st.Atim, st.Mtim}))
+}
+
+// TestWriteDiffNeedlessWhiteout: an overlay whiteout for a name no lower
+// has hides nothing, and BuildKit's differ leaves it out; so does
+// WriteDiff given the lowers (without them it cannot tell, and keeps it).
+func TestWriteDiffNeedlessWhiteout(t *testing.T) {
+	dir := t.TempDir()
+	lower, upper := filepath.Join(dir, "lower"), filepath.Join(dir, "upper")
+	must(t, os.MkdirAll(lower+"/etc", 0o755))
+	writeFile(t, lower+"/etc/a", "a", 0o644)
+	must(t, os.MkdirAll(upper+"/etc", 0o755))
+	must(t, os.MkdirAll(upper+"/new", 0o755))
+	for _, p := range []string{"etc/a", "etc/ghost", "new/ghost", "ghost"} {
+		if err := unix.Mknod(filepath.Join(upper, p), unix.S_IFCHR, 0); err != nil {
+			t.Skipf("mknod of a whiteout: %v (needs CAP_MKNOD)", err)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		lowers []string
+		want   []got
+	}{
+		{"with lowers", []string{lower}, []got{dirEnt("etc/"), whiteoutEnt("etc/.wh.a"), dirEnt("new/")}},
+		{"without lowers", nil, []got{whiteoutEnt(".wh.ghost"), dirEnt("etc/"), whiteoutEnt("etc/.wh.a"),
+			whiteoutEnt("etc/.wh.ghost"), dirEnt("new/"), whiteoutEnt("new/.wh.ghost")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if _, err := WriteDiff(context.Background(), &buf, upper, DiffOptions{Lowers: tt.lowers}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, readTar(t, buf.Bytes()), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
