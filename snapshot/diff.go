@@ -379,7 +379,7 @@ func (d *differ) unchangedFile(name, p string, st *unix.Stat_t, hdr *tar.Header,
 		if st.Size == 0 {
 			return true, nil
 		}
-		same, err := sameContent(p, lp)
+		same, err := sameContent(d.ctx, p, lp)
 		if err != nil {
 			return false, fmt.Errorf("compare %q with its lower: %w", name, err)
 		}

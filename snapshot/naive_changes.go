@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -146,7 +147,7 @@ func (w *changeWalker) changed(p string, st *unix.Stat_t, b *viewEntry) (bool, e
 		if ctime.Before(w.st.done.Add(-ctimeSlack)) {
 			return false, nil // untouched since the copy
 		}
-		same, err := sameContent(p, b.path)
+		same, err := sameContent(w.ctx, p, b.path)
 		return !same, err
 	}
 	return false, nil
@@ -177,7 +178,9 @@ func sameMeta(p string, st *unix.Stat_t, b *viewEntry) (bool, error) {
 	return true, nil
 }
 
-func sameContent(a, b string) (bool, error) {
+// sameContent reports whether the regular files a and b hold the same
+// bytes, stopping when ctx is cancelled.
+func sameContent(ctx context.Context, a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if err != nil {
 		return false, fmt.Errorf("open file: %w", err)
@@ -190,6 +193,9 @@ func sameContent(a, b string) (bool, error) {
 	defer fb.Close()
 	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
 	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		na, erra := io.ReadFull(fa, ba)
 		nb, errb := io.ReadFull(fb, bb)
 		if !bytes.Equal(ba[:na], bb[:nb]) {
