@@ -270,10 +270,15 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err != nil {
 		return err
 	}
-	sshSocks, err := parseSSH(o.mounts.ssh, os.Getenv)
+	sshSrcs, err := parseSSH(o.mounts.ssh, os.Getenv)
 	if err != nil {
 		return err
 	}
+	sshSocks, stopAgents, err := sshSockets(sshSrcs, st)
+	if err != nil {
+		return err
+	}
+	defer stopAgents()
 	ex := &executor.Config{
 		MountsDir:       mountsDir(g),
 		Secrets:         secrets,

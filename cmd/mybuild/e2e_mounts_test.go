@@ -235,3 +235,23 @@ RUN --mount=type=ssh,id=other,target=/agent.sock,mode=0666 sh -c 'test -S /agent
 	wantFiles(t, img, map[string]string{"sock.txt": "/run/buildkit/ssh_agent.0\n", "mode.txt": "srw-------\n", "other.txt": "ok\n"})
 	checkNoLeak(t, e, img, []string{"run/buildkit", "agent.sock"}, nil)
 }
+
+// TestSSHKeyFile: --ssh ID=KEYFILE serves the key through an agent of the
+// build, forwarded into the RUN like an agent socket, and gone with the
+// build (nothing in the image, nothing left in the store's temp dir).
+func TestSSHKeyFile(t *testing.T) {
+	e := newEnv(t)
+	key, _ := writeKey(t, t.TempDir(), "id_ed25519", "")
+	ctx := writeContext(t, map[string]string{"Dockerfile": `FROM busybox
+RUN --mount=type=ssh,id=deploy sh -c 'test -S $SSH_AUTH_SOCK && echo ok > /ok.txt'
+`})
+	e.mustRun("build", "-t", "sshkey", "--ssh", "deploy="+key, ctx)
+	img := e.image("sshkey:latest")
+	wantFiles(t, img, map[string]string{"ok.txt": "ok\n"})
+	checkNoLeak(t, e, img, []string{"run/buildkit"}, nil)
+	if left, err := os.ReadDir(filepath.Join(e.root, "tmp")); err != nil || len(left) > 0 {
+		t.Errorf("store temp dir after the build: %d entries, err %v", len(left), err)
+	}
+	msg := e.mustFail("build", "--ssh", "deploy="+ctx, ctx)
+	mustContain(t, "--ssh with a directory", msg, "--ssh deploy", "neither an agent socket nor a key file")
+}

@@ -3,13 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mybuild/mybuild/executor"
+	"github.com/mybuild/mybuild/internal/store"
 )
 
 // mountsDir is where RUN --mount keeps cache mounts under the store root.
@@ -23,7 +26,7 @@ type mountFlags struct {
 
 func (m *mountFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&m.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE | id=ID,env=VAR | id=ID (the variable ID if set, else the file ID); repeatable")
-	fs.StringArrayVar(&m.ssh, "ssh", nil, "an SSH agent socket for RUN --mount=type=ssh: default (=$SSH_AUTH_SOCK) | ID=SOCKET; repeatable")
+	fs.StringArrayVar(&m.ssh, "ssh", nil, "an SSH agent for RUN --mount=type=ssh: default (=$SSH_AUTH_SOCK) | ID=SOCKET | ID=KEYFILE[,KEYFILE...] (unencrypted private keys, served as an agent); repeatable")
 }
 
 // parseSecrets decodes --secret values as buildx does. Secrets from files
@@ -88,31 +91,95 @@ func parseSecrets(vals []string, getenv func(string) string) (map[string]executo
 	return out, nil
 }
 
-// parseSSH decodes --ssh values: ID[=SOCKET], SOCKET defaulting to
-// $SSH_AUTH_SOCK. Only agent sockets are forwarded, not key files.
-func parseSSH(vals []string, getenv func(string) string) (map[string]string, error) {
-	out := map[string]string{}
+// sshSource is what one --ssh id forwards: an agent socket, or private
+// key files this process serves as an agent.
+type sshSource struct {
+	sock string
+	keys []string
+}
+
+// parseSSH decodes --ssh values as BuildKit does: ID[=PATH[,PATH…]], PATH
+// defaulting to $SSH_AUTH_SOCK. A single path that is a socket is an agent
+// to forward; otherwise every path is an unencrypted private key file.
+func parseSSH(vals []string, getenv func(string) string) (map[string]sshSource, error) {
+	out := map[string]sshSource{}
 	for _, v := range vals {
-		id, sock, _ := strings.Cut(v, "=")
+		id, list, _ := strings.Cut(v, "=")
 		if id == "" {
 			return nil, fmt.Errorf("parse --ssh %q: no id", v)
 		}
-		if sock == "" {
-			if sock = getenv("SSH_AUTH_SOCK"); sock == "" {
+		if list == "" {
+			if list = getenv("SSH_AUTH_SOCK"); list == "" {
 				return nil, fmt.Errorf("parse --ssh %q: no socket given and SSH_AUTH_SOCK is not set", v)
 			}
 		}
-		if strings.Contains(sock, ",") {
-			return nil, fmt.Errorf("parse --ssh %q: only one agent socket per id is supported", v)
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("parse --ssh %q: id %s given twice", v, id)
 		}
-		fi, err := os.Stat(sock)
-		if err != nil {
-			return nil, fmt.Errorf("--ssh %s: %w", id, errors.Unwrap(err))
+		paths := strings.Split(list, ",")
+		var src sshSource
+		for _, p := range paths {
+			if p == "" {
+				return nil, fmt.Errorf("parse --ssh %q: empty path", v)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("--ssh %s: %w", id, errors.Unwrap(err))
+			}
+			switch {
+			case fi.Mode()&os.ModeSocket != 0 && len(paths) == 1:
+				src.sock = p
+			case fi.Mode()&os.ModeSocket != 0:
+				return nil, fmt.Errorf("--ssh %s: %s is an agent socket: give it alone, not with other paths", id, p)
+			case fi.Mode().IsRegular():
+				abs, err := filepath.Abs(p)
+				if err != nil {
+					return nil, fmt.Errorf("--ssh %s: %w", id, err)
+				}
+				src.keys = append(src.keys, abs)
+			default:
+				return nil, fmt.Errorf("--ssh %s: %s is neither an agent socket nor a key file", id, p)
+			}
 		}
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("--ssh %s: %s is not an agent socket (key files are not supported)", id, sock)
-		}
-		out[id] = sock
+		out[id] = src
 	}
 	return out, nil
+}
+
+// sshSockets makes the agent sockets the executor forwards: sockets as
+// given, key files served by agents of this process on sockets in a temp
+// dir of st. stop ends those agents; it is never nil.
+func sshSockets(srcs map[string]sshSource, st *store.Store) (socks map[string]string, stop func(), err error) {
+	var agents []*keyAgent
+	var releases []func()
+	stop = func() {
+		for _, a := range agents {
+			a.close()
+		}
+		for _, r := range releases {
+			r()
+		}
+	}
+	socks = map[string]string{}
+	for _, id := range slices.Sorted(maps.Keys(srcs)) {
+		src := srcs[id]
+		if src.sock != "" {
+			socks[id] = src.sock
+			continue
+		}
+		dir, release, err := st.TempDir()
+		if err != nil {
+			stop()
+			return nil, func() {}, fmt.Errorf("--ssh %s: %w", id, err)
+		}
+		releases = append(releases, release)
+		a, err := startKeyAgent(filepath.Join(dir, "agent"), src.keys)
+		if err != nil {
+			stop()
+			return nil, func() {}, fmt.Errorf("--ssh %s: %w", id, err)
+		}
+		agents = append(agents, a)
+		socks[id] = filepath.Join(dir, "agent")
+	}
+	return socks, stop, nil
 }
