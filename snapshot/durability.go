@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Layer directories are not fsynced: a syncfs after unpacking a base image
@@ -81,9 +83,66 @@ func (s *Store) fromEarlierBoot(hex string) bool {
 	return id == nil || !bytes.Equal(bytes.TrimSpace(b), id)
 }
 
-// dropLayer removes a layer directory that cannot be trusted, and then its
-// marker.
-func (s *Store) dropLayer(hex, dir string) error {
+// lockLayers takes the store-wide lock under which layers are published
+// and untrusted ones dropped, across processes; unlock releases it.
+func (s *Store) lockLayers() (unlock func(), err error) {
+	f, err := os.OpenFile(s.path("unsynced.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock layers: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock layers: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// publish moves the finished layer directory src to final (the layer hex),
+// marked unsynced in this boot, and reports whether another process or
+// goroutine had published it first (src is then left to the caller). An
+// untrusted layer from an earlier boot at final is dropped first. Under
+// the layers lock, so that no drop removes a fresh marker or layer, and no
+// fresh marker is given to a stale layer.
+func (s *Store) publish(hex, src, final string) (existed bool, err error) {
+	unlock, err := s.lockLayers()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, err := os.Lstat(final); err == nil {
+		if !s.fromEarlierBoot(hex) {
+			return true, nil
+		}
+		if err := s.dropLayerLocked(hex, final); err != nil {
+			return false, err
+		}
+	}
+	if err := s.markUnsynced(hex, src); err != nil {
+		return false, fmt.Errorf("sync layer: %w", err)
+	}
+	if err := os.Rename(src, final); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// dropIfStale removes the layer hex at dir if it is still from an earlier
+// boot once the layers lock is held.
+func (s *Store) dropIfStale(hex, dir string) error {
+	unlock, err := s.lockLayers()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !s.fromEarlierBoot(hex) {
+		return nil // made again meanwhile, by another build
+	}
+	return s.dropLayerLocked(hex, dir)
+}
+
+// dropLayerLocked removes a layer directory that cannot be trusted, and
+// then its marker; the caller holds the layers lock.
+func (s *Store) dropLayerLocked(hex, dir string) error {
 	old := dir + ".stale"
 	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("drop layer %s: %w", hex, err)
@@ -91,5 +150,8 @@ func (s *Store) dropLayer(hex, dir string) error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("drop layer %s: %w", hex, err)
 	}
-	return os.Remove(filepath.Join(s.path("unsynced"), hex))
+	if err := os.Remove(filepath.Join(s.path("unsynced"), hex)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("drop layer %s: %w", hex, err)
+	}
+	return nil
 }

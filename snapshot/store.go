@@ -99,10 +99,13 @@ func (s *Store) Lookup(diffID v1.Hash) (string, bool) {
 	}
 	if s.fromEarlierBoot(diffID.Hex) {
 		// Possibly incomplete after a crash: make it again from its blob.
-		if s.dropLayer(diffID.Hex, p) != nil {
+		if s.dropIfStale(diffID.Hex, p) != nil || s.fromEarlierBoot(diffID.Hex) {
 			return "", false
 		}
-		return "", false
+		// Another build made it again meanwhile.
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			return "", false
+		}
 	}
 	return p, true
 }
@@ -179,13 +182,11 @@ func (s *Store) extract(ctx context.Context, diffID v1.Hash, final string, open 
 	if got := hex.EncodeToString(hr.Sum()); got != diffID.Hex {
 		return fmt.Errorf("verify layer: content has diffID sha256:%s", got)
 	}
-	if err := s.markUnsynced(diffID.Hex, tmp); err != nil {
-		return fmt.Errorf("sync layer: %w", err)
+	existed, err := s.publish(diffID.Hex, tmp, final)
+	if err != nil {
+		return fmt.Errorf("store layer: %w", err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		if !isExist(err) {
-			return fmt.Errorf("store layer: %w", err)
-		}
+	if existed {
 		os.RemoveAll(tmp) // another extraction got there first
 	}
 	return nil
@@ -216,10 +217,7 @@ func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
 	if err := unmount(m.Dir, false); err != nil {
 		return "", fmt.Errorf("commit layer: %w", err)
 	}
-	if err := s.markUnsynced(diffID.Hex, m.Upper); err != nil {
-		return "", fmt.Errorf("commit layer: sync: %w", err)
-	}
-	if err := os.Rename(m.Upper, final); err != nil && !isExist(err) {
+	if _, err := s.publish(diffID.Hex, m.Upper, final); err != nil {
 		return "", fmt.Errorf("commit layer: %w", err)
 	}
 	if err := removeMountDir(m.path); err != nil {
