@@ -69,7 +69,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment); repeatable")
 	fs.StringVar(&o.target, "target", "", "build this stage (by name) instead of the last one")
 	fs.StringArrayVar(&o.labels, "label", nil, "set a label on the image (KEY=VALUE); repeatable")
-	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar | type=registry[,name=REF] (push only, to REF or every -t name)")
+	fs.StringVarP(&o.output, "output", "o", "", "where the image goes instead of the local store: type=oci,dest=DIR | type=oci-archive,dest=FILE.tar | type=docker-archive,dest=FILE.tar | type=registry[,name=REF] (push only, to REF or every -t name) | type=local,dest=DIR or DIR (the image's files) | type=tar,dest=FILE|- or - (the files as one tar)")
 	fs.StringVar(&o.iidfile, "iidfile", "", "write the image ID (config digest) to this file")
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not use cached step results: every step runs (results are still recorded)")
 	fs.StringArrayVar(&o.noCacheFilter, "no-cache-filter", nil, "do not use cached step results for this stage (name, or index when unnamed); repeatable")
@@ -329,7 +329,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		if pushImg, _, err = st.Image(dgst.String()); err != nil {
 			return err
 		}
-	} else if err := out.write(ctx, st, img, o.tags); err != nil {
+	} else if err := out.write(ctx, st, img, o.tags, g.stdout); err != nil {
 		return err
 	} else if dgst, err = img.Digest(); err != nil {
 		return err
@@ -353,7 +353,9 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 			return err
 		}
 	}
-	fmt.Fprintln(g.stdout, id.String())
+	if !out.toStdout() {
+		fmt.Fprintln(g.stdout, id.String())
+	}
 	return nil
 }
 

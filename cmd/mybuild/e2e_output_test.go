@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,4 +106,69 @@ func TestStoreCommands(t *testing.T) {
 	e.mustRun("load", "-i", save)
 	e.image("app:v2")
 	_ = ctx
+}
+
+// TestBuildOutputFiles: type=local (and the -o DIR shorthand) writes the
+// target stage's files, whiteouts applied, the way `docker build -o`
+// exports build artifacts; type=tar (and -o -) writes them as one tar, to
+// a file or standard output, which then carries nothing else. No image is
+// stored.
+func TestBuildOutputFiles(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": `FROM busybox AS build
+RUN mkdir -p /out/sub && echo bin > /out/app && chmod 755 /out/app && echo gone > /out/tmp && ln -s app /out/sub/link
+RUN rm /out/tmp
+FROM scratch
+COPY --from=build /out/ /
+`})
+	check := func(dir string) {
+		t.Helper()
+		if b, err := os.ReadFile(filepath.Join(dir, "app")); err != nil || string(b) != "bin\n" {
+			t.Errorf("app = %q, %v", b, err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "app")); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("app mode: %v, %v", fi, err)
+		}
+		if l, err := os.Readlink(filepath.Join(dir, "sub", "link")); err != nil || l != "app" {
+			t.Errorf("sub/link -> %q, %v", l, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "tmp")); !os.IsNotExist(err) {
+			t.Errorf("a file removed in the build was exported: %v", err)
+		}
+	}
+	local := filepath.Join(t.TempDir(), "local")
+	r := e.mustRun("build", "-o", "type=local,dest="+local, ctx)
+	check(local)
+	short := filepath.Join(t.TempDir(), "short")
+	e.mustRun("build", "-o", short, ctx)
+	check(short)
+
+	// The files of the build stage, a whole root (busybox and all),
+	// including the whiteout of /out/tmp, as a tar on stdout.
+	r = e.mustRun("build", "--target", "build", "-o", "-", ctx)
+	tr := tar.NewReader(strings.NewReader(r.stdout))
+	seen := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stdout is not just a tar: %v", err)
+		}
+		seen[strings.TrimPrefix(hdr.Name, "/")] = true
+	}
+	if !seen["out/app"] || !seen["bin/busybox"] || seen["out/tmp"] || seen["out/.wh.tmp"] {
+		t.Errorf("tar on stdout: out/app %v, bin/busybox %v, out/tmp %v", seen["out/app"], seen["bin/busybox"], seen["out/tmp"])
+	}
+	tarFile := filepath.Join(t.TempDir(), "fs.tar")
+	e.mustRun("build", "-o", "type=tar,dest="+tarFile, ctx)
+	untar := t.TempDir()
+	if out, err := exec.Command("tar", "-xf", tarFile, "-C", untar).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, out)
+	}
+	check(untar)
+	if out := e.mustRun("images").stdout; strings.Count(out, "\n") > 2 { // header + busybox
+		t.Errorf("file outputs stored an image:\n%s", out)
+	}
 }
