@@ -57,6 +57,7 @@ type buildOptions struct {
 
 	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]|URL
 	check         bool     // --check: run the lint rules instead of building
+	quiet         bool     // -q: no build output, only the image ID (and errors)
 
 	prefetch *layerPrefetch // unpacks base layers while they are pulled; nil: after
 }
@@ -88,6 +89,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	o.mounts.add(fs)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
 	fs.StringArrayVar(&o.buildContexts, "build-context", nil, "a named context for FROM and COPY --from: NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG|@DIGEST], NAME=GITURL[#REF[:SUBDIR]] or NAME=https://URL (the file, named \"context\"); repeatable")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the image ID (and errors), as docker build -q")
 	fs.BoolVar(&o.check, "check", false, "check the Dockerfile against the lint rules and report, without building (exit 1 when a rule fires and '# check=error=true')")
 	return fs
 }
@@ -113,6 +115,13 @@ func cmdBuild(ctx context.Context, g *globals, args []string) error {
 }
 
 func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg string) error {
+	if o.quiet {
+		// Progress, pulls and notices all go to g.stderr; errors are
+		// returned, and main prints them.
+		quiet := *g
+		quiet.stderr = io.Discard
+		g = &quiet
+	}
 	mc, err := resolveContext(contextArg)
 	if err != nil {
 		return err

@@ -172,3 +172,20 @@ COPY --from=build /out/ /
 		t.Errorf("file outputs stored an image:\n%s", out)
 	}
 }
+
+// TestBuildQuiet: -q prints the image ID alone, nothing on stderr; a failure
+// still says which step failed and what it printed.
+func TestBuildQuiet(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo noisy\n"})
+	r := e.mustRun("build", "-q", "-t", "quiet", ctx)
+	if r.stderr != "" || !strings.HasPrefix(r.stdout, "sha256:") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("-q: stdout %q, stderr %q; want the image ID alone", r.stdout, r.stderr)
+	}
+	if id := strings.TrimSpace(r.stdout); len(id) == 71 && !strings.Contains(e.mustRun("images").stdout, id[7:19]) {
+		t.Errorf("the printed ID %s is not the stored image's", id)
+	}
+	bad := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo the-tail; exit 4\n"})
+	msg := e.mustFail("build", "-q", bad)
+	mustContain(t, "-q failure", msg, "Dockerfile:2", "exit code 4", "the-tail")
+}
