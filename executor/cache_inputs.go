@@ -31,6 +31,8 @@ type instruction struct {
 	Copy      *planner.CopyStep `json:",omitempty"` // From.Image enters as the source input
 	Run       *planner.RunStep  `json:",omitempty"` // without ProxyEnv, as in BuildKit
 	Network   string            // a RUN's effective network
+	// ExtraHosts are a RUN's --add-host entries, in BuildKit's exec key.
+	ExtraHosts []HostEntry `json:",omitempty"`
 }
 
 // key computes the key of step (the index-th of stage st) over parent.
@@ -68,6 +70,7 @@ func (b *build) key(ctx context.Context, st *planner.Stage, index int, step *pla
 		if ins.Network = r.Network; r.Network == "" || r.Network == "default" {
 			ins.Network = b.cfg.Network
 		}
+		ins.ExtraHosts = b.cfg.ExtraHosts
 	}
 	if step.Kind != planner.StepMeta {
 		// The config before and after a step that changes files is the

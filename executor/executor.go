@@ -52,6 +52,9 @@ type Config struct {
 	// Limits are the resource limits (--memory, --cpus, --pids-limit) of
 	// each RUN step's processes; the zero value sets none.
 	Limits sandbox.Limits
+	// ExtraHosts are --add-host entries, added to the /etc/hosts of every
+	// RUN step (and, as in BuildKit, part of its cache key).
+	ExtraHosts []HostEntry
 	// Jobs is how many stages may run at once (0: one per CPU).
 	Jobs int
 	// Logger receives diagnostics (nil: discarded).

@@ -24,6 +24,25 @@ import (
 // running inside an image build.
 const RunHostname = "buildkitsandbox"
 
+// HostEntry is a name that a RUN step's /etc/hosts maps to IP.
+type HostEntry struct {
+	Name, IP string
+}
+
+// hostsFile is a RUN step's /etc/hosts with extra entries, as BuildKit
+// writes it; nil (the sandbox's default) when there are none.
+func hostsFile(extra []HostEntry) []byte {
+	if len(extra) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost " + RunHostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range extra {
+		b.WriteString(h.IP + "\t" + h.Name + "\n")
+	}
+	return []byte(b.String())
+}
+
 // tailLines is how many of a failed RUN's last output lines its error shows.
 const tailLines = 10
 
@@ -92,6 +111,7 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		UID:      uint32(owner.UID),
 		GID:      uint32(owner.GID),
 		Hostname: RunHostname,
+		Hosts:    hostsFile(b.cfg.ExtraHosts),
 		Network:  network,
 		Limits:   b.cfg.Limits,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,7 @@ type buildOptions struct {
 	buildContexts []string // --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]|URL
 	check         bool     // --check: run the lint rules instead of building
 	quiet         bool     // -q: no build output, only the image ID (and errors)
+	addHosts      []string // --add-host HOST:IP
 
 	prefetch *layerPrefetch // unpacks base layers while they are pulled; nil: after
 }
@@ -89,6 +91,7 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	o.mounts.add(fs)
 	fs.StringVar(&o.metadataFile, "metadata-file", "", "write the image's digest, config digest and names to this file as JSON (as buildx does)")
 	fs.StringArrayVar(&o.buildContexts, "build-context", nil, "a named context for FROM and COPY --from: NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG|@DIGEST], NAME=GITURL[#REF[:SUBDIR]] or NAME=https://URL (the file, named \"context\"); repeatable")
+	fs.StringArrayVar(&o.addHosts, "add-host", nil, "add HOST:IP (or HOST=IP) to the /etc/hosts of RUN steps; repeatable")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but the image ID (and errors), as docker build -q")
 	fs.BoolVar(&o.check, "check", false, "check the Dockerfile against the lint rules and report, without building (exit 1 when a rule fires and '# check=error=true')")
 	return fs
@@ -151,6 +154,10 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return fmt.Errorf("invalid --network %q: want host or none", o.network)
 	}
 	limits, err := o.limits.limits()
+	if err != nil {
+		return err
+	}
+	extraHosts, err := parseAddHosts(o.addHosts)
 	if err != nil {
 		return err
 	}
@@ -291,6 +298,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	ex := &executor.Config{
 		MountsDir:       mountsDir(g),
 		Secrets:         secrets,
+		ExtraHosts:      extraHosts,
 		SSH:             sshSocks,
 		Store:           st,
 		Snapshots:       snaps,
@@ -398,6 +406,30 @@ func resolveBase(ctx context.Context, g *globals, st *store.Store, ref string, o
 		return nil, err
 	}
 	return baseInfo(ref, img, dgst)
+}
+
+// parseAddHosts decodes --add-host values, HOST:IP or HOST=IP (the first
+// separator splits, so IPv6 addresses work with either), as docker does.
+func parseAddHosts(list []string) ([]executor.HostEntry, error) {
+	var out []executor.HostEntry
+	for _, v := range list {
+		i := strings.IndexAny(v, "=:")
+		if i <= 0 {
+			return nil, fmt.Errorf("invalid --add-host %q: want HOST:IP", v)
+		}
+		name, ip := v[:i], v[i+1:]
+		if ip == "host-gateway" {
+			return nil, fmt.Errorf("invalid --add-host %q: host-gateway is not supported (RUN steps share the host's network)", v)
+		}
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("invalid --add-host %q: %q is not an IP address", v, ip)
+		}
+		if strings.ContainsAny(name, " \t\n#") {
+			return nil, fmt.Errorf("invalid --add-host %q: bad host name %q", v, name)
+		}
+		out = append(out, executor.HostEntry{Name: name, IP: ip})
+	}
+	return out, nil
 }
 
 // parseBuildArgs turns --build-arg values into a map; "KEY" alone takes the

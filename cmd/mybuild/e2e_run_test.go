@@ -264,3 +264,30 @@ RUN --network=none { ls /sys/class/net; } > /net.txt
 		}
 	}
 }
+
+// TestRunAddHost: --add-host entries follow BuildKit's /etc/hosts lines in
+// every RUN, are part of the RUN's cache key, and never reach a layer.
+func TestRunAddHost(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN cat /etc/hosts > /hosts.txt\n"})
+	e.mustRun("build", "-t", "hosts", "--add-host", "db:10.0.0.7", "--add-host", "v6=fd00::1", ctx)
+	img := e.image("hosts:latest")
+	wantFiles(t, img, map[string]string{"hosts.txt": "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"10.0.0.7\tdb\nfd00::1\tv6\n"})
+	for _, l := range lastLayers(t, img, 1) {
+		for _, ent := range layerEntries(t, l) {
+			if strings.HasPrefix(ent.Path, "etc/") {
+				t.Errorf("layer has %s", ent.Path)
+			}
+		}
+	}
+	r := e.mustRun("build", "--progress=plain", "-t", "hosts2", ctx)
+	if strings.Contains(r.stderr, "#2 CACHED") {
+		t.Errorf("a RUN without --add-host reused the result made with it:\n%s", r.stderr)
+	}
+	wantFiles(t, e.image("hosts2:latest"), map[string]string{"hosts.txt": "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"})
+	for _, bad := range []string{"db", "db:nope", ":1.2.3.4", "gw:host-gateway"} {
+		msg := e.mustFail("build", "--add-host", bad, ctx)
+		mustContain(t, "--add-host "+bad, msg, "--add-host")
+	}
+}
