@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // ConfigMediaType is the media type of the config of a cache artifact: the
@@ -187,7 +189,7 @@ func checkDiffID(ctx context.Context, src LayerSource, l *Layer) error {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, rc}); err != nil {
+	if _, err := io.Copy(h, ctxio.NewReader(ctx, rc)); err != nil {
 		return fmt.Errorf("read layer %s: %w", l.Digest, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID.String() {

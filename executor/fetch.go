@@ -19,6 +19,7 @@ import (
 
 	"github.com/mybuild/mybuild/cache"
 	"github.com/mybuild/mybuild/executor/copier"
+	"github.com/mybuild/mybuild/internal/ctxio"
 	"github.com/mybuild/mybuild/planner"
 )
 
@@ -142,7 +143,7 @@ func (e *fetched) download(ctx context.Context, base, raw, checksum string) erro
 	if h != nil {
 		w = io.MultiWriter(out, sum, h)
 	}
-	_, err = io.Copy(w, &ctxReader{ctx: ctx, r: resp.Body})
+	_, err = io.Copy(w, ctxio.NewReader(ctx, resp.Body))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -177,19 +178,6 @@ func (f *fetcher) cleanup() {
 		f.release()
 		f.dir, f.release = "", nil
 	}
-}
-
-// ctxReader stops a download when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func unwrapURL(err error) error {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // DiffOptions controls [WriteDiff]. The zero value keeps files' own
@@ -424,7 +426,7 @@ func (d *differ) contents(name, p string, size int64) error {
 		return fmt.Errorf("open %q: %w", name, err)
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(struct{ io.Writer }{d.tw}, ctxReader{d.ctx, io.LimitReader(f, size)}, d.buf)
+	n, err := io.CopyBuffer(struct{ io.Writer }{d.tw}, ctxio.NewReader(d.ctx, io.LimitReader(f, size)), d.buf)
 	if err != nil {
 		return fmt.Errorf("copy %q: %w", name, err)
 	}

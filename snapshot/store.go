@@ -17,6 +17,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // Store keeps extracted layers, stored once by diffID, and the overlay
@@ -176,7 +178,7 @@ func (s *Store) extract(ctx context.Context, diffID v1.Hash, final string, open 
 		return err
 	}
 	// The tar reader stops at the end marker; hash the padding after it too.
-	if _, err := io.Copy(io.Discard, ctxReader{ctx, hr}); err != nil {
+	if _, err := io.Copy(io.Discard, ctxio.NewReader(ctx, hr)); err != nil {
 		return fmt.Errorf("read layer: %w", err)
 	}
 	if got := hex.EncodeToString(hr.Sum()); got != diffID.Hex {

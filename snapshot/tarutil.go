@@ -2,10 +2,8 @@ package snapshot
 
 import (
 	"archive/tar"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -124,17 +122,4 @@ func keepXattr(name string) bool {
 		return true
 	}
 	return false
-}
-
-// ctxReader fails reads once ctx is done, so long copies stop on cancel.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

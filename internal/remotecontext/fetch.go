@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mybuild/mybuild/executor/copier"
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // Default limits of Options.
@@ -117,7 +118,7 @@ func FromReader(ctx context.Context, r io.Reader, dir string, o Options) (*Conte
 		return nil, err
 	}
 	max := limit(o.MaxDownload, DefaultMaxDownload)
-	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, max+1))
+	n, err := io.Copy(f, io.LimitReader(ctxio.NewReader(ctx, r), max+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -204,17 +205,4 @@ func limit(v, def int64) int64 {
 		return v
 	}
 	return def
-}
-
-// ctxReader stops a read when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // tempPrefix starts the names of temp files in directories that are not
@@ -67,7 +69,7 @@ func (b blobDir) write(ctx context.Context, want v1.Hash, size int64, open func(
 		return fmt.Errorf("write blob %s: %w", want, err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.NewReader(ctx, rc))
 	if err == nil {
 		err = checkBlob(want, size, h, n)
 	}
@@ -242,19 +244,6 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// ctxReader fails reads once ctx is done, so long copies can be cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // ctxWriter fails writes once ctx is done.

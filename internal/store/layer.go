@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/pgzip"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 // Compression settings. The block size fixes where pgzip splits the stream,
@@ -96,7 +98,7 @@ func (s *Store) importGzipLayer(ctx context.Context, r io.Reader) (*storeLayer, 
 	}()
 	digest := sha256.New()
 	var size countWriter
-	_, err = io.Copy(io.MultiWriter(f, digest, &size, pw), ctxReader{ctx, r})
+	_, err = io.Copy(io.MultiWriter(f, digest, &size, pw), ctxio.NewReader(ctx, r))
 	pw.CloseWithError(err)
 	sum := <-diffIDc
 	if err == nil && sum == nil {

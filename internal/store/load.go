@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/mybuild/mybuild/internal/ctxio"
 )
 
 var blobName = regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`)
@@ -68,7 +70,7 @@ type archive struct {
 }
 
 func (a *archive) extract(ctx context.Context, r io.Reader) error {
-	br := bufio.NewReader(ctxReader{ctx, r})
+	br := bufio.NewReader(ctxio.NewReader(ctx, r))
 	var in io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
