@@ -96,30 +96,49 @@ func (p *pullPolicy) Set(s string) error {
 
 func (p *pullPolicy) Type() string { return "policy" }
 
-// cmdPull pulls an image from its registry into the store.
-func cmdPull(ctx context.Context, g *globals, args []string) error {
-	fs := pflag.NewFlagSet("pull", pflag.ContinueOnError)
+// transferCommand is what pull and push share: their flags (registry
+// options, --progress), parsed.
+type transferCommand struct {
+	fs   *pflag.FlagSet
+	mode string           // progress mode
+	opts registry.Options // registry options
+}
+
+// parseTransfer parses the flags of pull (withPlatform) or push, which take
+// minArgs to maxArgs arguments; ok is false when only help was asked for.
+func parseTransfer(g *globals, name, usage, help string, withPlatform bool, minArgs, maxArgs int, args []string) (*transferCommand, bool, error) {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	var rf registryFlags
-	rf.add(fs, true)
+	rf.add(fs, withPlatform)
 	progressFlag := fs.String("progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
-	ok, err := parseFlags(g, fs, "pull [OPTIONS] REF",
-		"Pull the image REF (name[:tag] or name@sha256:…) from its registry into the local\nstore, under its normalised name. Credentials come from 'mybuild login' (Docker's\nconfig.json, credential helpers, Podman's auth.json).", args)
+	ok, err := parseFlags(g, fs, usage, help, args)
 	if !ok || err != nil {
-		return err
+		return nil, false, err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("pull needs exactly one REF, got %d arguments (see 'mybuild pull --help')", fs.NArg())
+	if fs.NArg() < minArgs || fs.NArg() > maxArgs {
+		return nil, false, fmt.Errorf("%s needs %s, got %d arguments (see 'mybuild %s --help')", name, strings.TrimPrefix(usage, name+" [OPTIONS] "), fs.NArg(), name)
 	}
 	mode, err := progressMode(*progressFlag, g.stderr)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	o, err := rf.options()
 	if err != nil {
+		return nil, false, err
+	}
+	return &transferCommand{fs: fs, mode: mode, opts: o}, true, nil
+}
+
+// cmdPull pulls an image from its registry into the store.
+func cmdPull(ctx context.Context, g *globals, args []string) error {
+	c, ok, err := parseTransfer(g, "pull", "pull [OPTIONS] REF",
+		"Pull the image REF (name[:tag] or name@sha256:…) from its registry into the local\nstore, under its normalised name. Credentials come from 'mybuild login' (Docker's\nconfig.json, credential helpers, Podman's auth.json).",
+		true, 1, 1, args)
+	if !ok || err != nil {
 		return err
 	}
 	return withStore(g, func(st *store.Store) error {
-		_, n, err := pullInto(ctx, g, st, fs.Arg(0), o, mode, nil)
+		_, n, err := pullInto(ctx, g, st, c.fs.Arg(0), c.opts, c.mode, nil)
 		if err != nil {
 			return err
 		}
@@ -166,36 +185,22 @@ func pullInto(ctx context.Context, g *globals, st *store.Store, ref string, o re
 
 // cmdPush pushes a stored image to a registry.
 func cmdPush(ctx context.Context, g *globals, args []string) error {
-	fs := pflag.NewFlagSet("push", pflag.ContinueOnError)
-	var rf registryFlags
-	rf.add(fs, false)
-	progressFlag := fs.String("progress", "auto", "progress output: auto (live view on a terminal, plain otherwise), plain, json")
-	ok, err := parseFlags(g, fs, "push [OPTIONS] NAME [REF]",
-		"Push the stored image NAME to the registry, as REF (default: NAME).\nBlobs the registry already has are not uploaded again. Prints REF@DIGEST.", args)
+	c, ok, err := parseTransfer(g, "push", "push [OPTIONS] NAME [REF]",
+		"Push the stored image NAME to the registry, as REF (default: NAME).\nBlobs the registry already has are not uploaded again. Prints REF@DIGEST.",
+		false, 1, 2, args)
 	if !ok || err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return fmt.Errorf("push needs NAME and optionally REF, got %d arguments (see 'mybuild push --help')", fs.NArg())
-	}
-	src, dst := fs.Arg(0), fs.Arg(0)
-	if fs.NArg() == 2 {
-		dst = fs.Arg(1)
-	}
-	mode, err := progressMode(*progressFlag, g.stderr)
-	if err != nil {
-		return err
-	}
-	o, err := rf.options()
-	if err != nil {
-		return err
+	src, dst := c.fs.Arg(0), c.fs.Arg(0)
+	if c.fs.NArg() == 2 {
+		dst = c.fs.Arg(1)
 	}
 	return withStore(g, func(st *store.Store) error {
 		img, _, err := st.Image(src)
 		if err != nil {
 			return fmt.Errorf("push %q: %w", src, err)
 		}
-		_, err = pushImage(ctx, g, img, dst, o, mode)
+		_, err = pushImage(ctx, g, img, dst, c.opts, c.mode)
 		return err
 	})
 }
