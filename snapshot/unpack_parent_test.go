@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/tartest"
 )
 
 // staleParentTars are archives where the directory of one run of entries
@@ -38,32 +40,32 @@ func staleParentTars(f *testing.F) [][]byte {
 	return [][]byte{
 		// The directory itself becomes a symlink out, to the root, to a
 		// sibling.
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), sym("a", "../marker"), reg("a/y")),
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), sym("a", "../.."), reg("a/y")),
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), sym("a", "/"), reg("a/y")),
-		fuzzTar(f, dir("a/", 0o755), dir("b/", 0o755), reg("a/x"), sym("a", "b"), reg("a/y")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), sym("a", "../marker"), reg("a/y")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), sym("a", "../.."), reg("a/y")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), sym("a", "/"), reg("a/y")),
+		tartest.Build(f, dir("a/", 0o755), dir("b/", 0o755), reg("a/x"), sym("a", "b"), reg("a/y")),
 		// A parent of it becomes a symlink, a file, a hard link.
-		fuzzTar(f, dir("a/b/", 0o755), reg("a/b/x"), sym("a", "../marker"), reg("a/b/y")),
-		fuzzTar(f, dir("a/b/", 0o755), reg("a/b/x"), reg("a"), reg("a/b/y")),
-		fuzzTar(f, reg("f"), dir("a/", 0o755), reg("a/x"), link("a", "f"), reg("a/y")),
+		tartest.Build(f, dir("a/b/", 0o755), reg("a/b/x"), sym("a", "../marker"), reg("a/b/y")),
+		tartest.Build(f, dir("a/b/", 0o755), reg("a/b/x"), reg("a"), reg("a/b/y")),
+		tartest.Build(f, reg("f"), dir("a/", 0o755), reg("a/x"), link("a", "f"), reg("a/y")),
 		// Whiteouts of it and of a parent, and an opaque marker in it.
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), reg(".wh.a"), reg("a/y")),
-		fuzzTar(f, dir("a/b/", 0o755), reg("a/b/x"), reg("a/.wh.b"), reg("a/b/y")),
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), reg("a/.wh..wh..opq"), reg("a/y"), reg("a/.wh.x")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), reg(".wh.a"), reg("a/y")),
+		tartest.Build(f, dir("a/b/", 0o755), reg("a/b/x"), reg("a/.wh.b"), reg("a/b/y")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), reg("a/.wh..wh..opq"), reg("a/y"), reg("a/.wh.x")),
 		// Reached through a symlink, which is then pointed elsewhere.
-		fuzzTar(f, dir("real/", 0o755), dir("other/", 0o755), sym("s", "real"), reg("s/x"), sym("s", "other"), reg("s/y")),
-		fuzzTar(f, dir("real/", 0o755), sym("s", "real"), reg("s/x"), reg("real"), reg("s/y")),
-		fuzzTar(f, dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), sym("d/up", "../marker"), reg("d/up/y")),
+		tartest.Build(f, dir("real/", 0o755), dir("other/", 0o755), sym("s", "real"), reg("s/x"), sym("s", "other"), reg("s/y")),
+		tartest.Build(f, dir("real/", 0o755), sym("s", "real"), reg("s/x"), reg("real"), reg("s/y")),
+		tartest.Build(f, dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), sym("d/up", "../marker"), reg("d/up/y")),
 		// ... and where an entry in it changes the way to it.
-		fuzzTar(f, dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), sym("d/up/d", "e"), reg("d/up/y")),
-		fuzzTar(f, dir("e/", 0o755), dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), reg("d/up/.wh.d"), reg("d/up/y")),
+		tartest.Build(f, dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), sym("d/up/d", "e"), reg("d/up/y")),
+		tartest.Build(f, dir("e/", 0o755), dir("d/", 0o755), sym("d/up", ".."), reg("d/up/x"), reg("d/up/.wh.d"), reg("d/up/y")),
 		// Entries in the directory that replace names in it, itself
 		// (again) and the root.
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), dir("a/x/", 0o700), reg("a/x/y"), reg("a/x"), reg("a/z")),
-		fuzzTar(f, dir("a/", 0o755), reg("a/x"), dir("a/", 0o500), reg("a/y"), dir("./", 0o700), reg("a/z")),
-		fuzzTar(f, reg("x"), sym("y", "."), reg("y/z"), reg("z")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), dir("a/x/", 0o700), reg("a/x/y"), reg("a/x"), reg("a/z")),
+		tartest.Build(f, dir("a/", 0o755), reg("a/x"), dir("a/", 0o500), reg("a/y"), dir("./", 0o700), reg("a/z")),
+		tartest.Build(f, reg("x"), sym("y", "."), reg("y/z"), reg("z")),
 		// A dangling symlink on the way, made into a directory.
-		fuzzTar(f, sym("a", "b/c"), reg("a/x"), reg("a/y"), reg("b/c/z")),
+		tartest.Build(f, sym("a", "b/c"), reg("a/x"), reg("a/y"), reg("b/c/z")),
 	}
 }
 
@@ -81,23 +83,22 @@ func FuzzUnpackParentCache(f *testing.F) {
 		f.Add(tb, true)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, overlay bool) {
-		if tooBig(data) {
+		if tartest.TooBig(data) {
 			t.Skip("entry over 1MiB")
 		}
 		var trees [2]map[string]string
 		var errs [2]string
 		start := time.Now().Add(-time.Second)
 		for i, reference := range []bool{true, false} {
-			parent, markerFile, before := containmentSetup(t)
-			root := filepath.Join(parent, "root")
+			c := tartest.NewContainment(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := Unpack(ctx, bytes.NewReader(data), root, UnpackOptions{OverlayWhiteouts: overlay, resolveEveryParent: reference})
+			err := Unpack(ctx, bytes.NewReader(data), c.Root, UnpackOptions{OverlayWhiteouts: overlay, resolveEveryParent: reference})
 			cancel()
 			if err != nil {
 				errs[i] = err.Error()
 			}
-			checkContained(t, parent, markerFile, before)
-			trees[i] = fullTree(t, root, start)
+			c.Check(t)
+			trees[i] = fullTree(t, c.Root, start)
 		}
 		if errs[0] != errs[1] {
 			t.Errorf("error %q, want %q as when every parent is resolved", errs[1], errs[0])
