@@ -29,20 +29,6 @@ type HostEntry struct {
 	Name, IP string
 }
 
-// hostsFile is a RUN step's /etc/hosts with extra entries, as BuildKit
-// writes it; nil (the sandbox's default) when there are none.
-func hostsFile(extra []HostEntry) []byte {
-	if len(extra) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("127.0.0.1\tlocalhost " + RunHostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	for _, h := range extra {
-		b.WriteString(h.IP + "\t" + h.Name + "\n")
-	}
-	return []byte(b.String())
-}
-
 // tailLines is how many of a failed RUN's last output lines its error shows.
 const tailLines = 10
 
@@ -111,7 +97,6 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		UID:      uint32(owner.UID),
 		GID:      uint32(owner.GID),
 		Hostname: RunHostname,
-		Hosts:    hostsFile(b.cfg.ExtraHosts),
 		Network:  network,
 		Limits:   b.cfg.Limits,
 	}
@@ -123,6 +108,9 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 	}
 	defer releaseTmp()
 	spec.TempDir = tmp
+	for _, h := range b.cfg.ExtraHosts {
+		spec.ExtraHosts = append(spec.ExtraHosts, h.IP+"\t"+h.Name)
+	}
 	for _, g := range owner.Groups {
 		spec.Groups = append(spec.Groups, uint32(g))
 	}

@@ -68,6 +68,9 @@ type Spec struct {
 	// A nil Hosts gives localhost entries and the hostname; a nil Resolv
 	// copies the host's /etc/resolv.conf.
 	Hosts, Resolv []byte
+	// ExtraHosts are "IP\tNAME" lines appended to the default /etc/hosts
+	// (ignored when Hosts is set).
+	ExtraHosts []string
 	// DevFiles are files to create under the sandbox's /dev (a tmpfs, so
 	// they never reach the root filesystem), e.g. a RUN heredoc script at
 	// /dev/pipes/EOF.

@@ -42,6 +42,9 @@ func prepare(s Spec) (_ *prepared, err error) {
 	hosts := s.Hosts
 	if hosts == nil {
 		hosts = []byte("127.0.0.1\tlocalhost " + s.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+		for _, h := range s.ExtraHosts {
+			hosts = append(hosts, h+"\n"...)
+		}
 	}
 	resolv := s.Resolv
 	if resolv == nil {
