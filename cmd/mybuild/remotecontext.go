@@ -62,21 +62,17 @@ func (c *mainContext) remote() bool { return c.stdin || c.kind != remotecontext.
 // fetch brings a remote context into a temp directory of st, which release
 // removes; on failure nothing is left.
 func (c *mainContext) fetch(ctx context.Context, g *globals, st *store.Store, keepGit bool) error {
-	if c.stdin {
-		dir, release, err := st.TempDir()
-		if err != nil {
-			return fmt.Errorf("build context from standard input: %w", err)
-		}
-		fc, err := remotecontext.FromReader(ctx, g.stdin, dir, remotecontext.Options{})
-		if err != nil {
-			release()
-			return fmt.Errorf("build context from standard input: %w", err)
-		}
-		c.dir, c.dockerfile, c.release = fc.Dir, fc.Dockerfile, release
-		return nil
+	what := "build context " + strconv.Quote(remotecontext.Redact(c.arg))
+	get := func(dir string) (*remotecontext.Context, error) {
+		return remotecontext.Fetch(ctx, c.arg, dir, remotecontext.Options{KeepGitDir: keepGit})
 	}
-	fc, release, err := fetchRemote(ctx, g, st, "build context "+strconv.Quote(remotecontext.Redact(c.arg)), c.arg,
-		remotecontext.Options{KeepGitDir: keepGit})
+	if c.stdin {
+		what = "build context from standard input"
+		get = func(dir string) (*remotecontext.Context, error) {
+			return remotecontext.FromReader(ctx, g.stdin, dir, remotecontext.Options{})
+		}
+	}
+	fc, release, err := fetchRemote(g, st, what, get)
 	if err != nil {
 		return err
 	}
@@ -115,15 +111,15 @@ func keepGitDir(buildArgs map[string]string) bool {
 	return v
 }
 
-// fetchRemote fetches the remote context s into a new temp directory of
-// st; what names the context in messages. release removes the directory.
-func fetchRemote(ctx context.Context, g *globals, st *store.Store, what, s string, o remotecontext.Options) (*remotecontext.Context, func(), error) {
+// fetchRemote brings a context into a new temp directory of st with get;
+// what names the context in messages. release removes the directory.
+func fetchRemote(g *globals, st *store.Store, what string, get func(dir string) (*remotecontext.Context, error)) (*remotecontext.Context, func(), error) {
 	dir, release, err := st.TempDir()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	fmt.Fprintf(g.stderr, "fetching %s\n", what)
-	fc, err := remotecontext.Fetch(ctx, s, dir, o)
+	fc, err := get(dir)
 	if err != nil {
 		release()
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
@@ -150,7 +146,9 @@ func (n *namedContexts) fetch(ctx context.Context, g *globals, st *store.Store) 
 	for _, name := range slices.Sorted(maps.Keys(n.remotes)) {
 		s := n.remotes[name]
 		what := fmt.Sprintf("build context %s %q", name, remotecontext.Redact(s))
-		fc, rel, err := fetchRemote(ctx, g, st, what, s, remotecontext.Options{Named: true})
+		fc, rel, err := fetchRemote(g, st, what, func(dir string) (*remotecontext.Context, error) {
+			return remotecontext.Fetch(ctx, s, dir, remotecontext.Options{Named: true})
+		})
 		if err != nil {
 			release()
 			return func() {}, err
