@@ -3,7 +3,6 @@ package copier
 import (
 	"context"
 	"os"
-	"path/filepath"
 )
 
 // Entry is one entry of the source root that Copy would read.
@@ -59,26 +58,7 @@ func Select(ctx context.Context, o Options, fn func(Entry) error) error {
 // selectDir is walk without the copying: chain holds the directories gone
 // into without keeping them, reported once something below them is kept.
 func (c *copier) selectDir(src int, dir string, lv level, chain *[]Entry, fn func(Entry) error) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return c.srcErr("read directory", dir, err)
-	}
-	for _, e := range entries {
-		if err := c.ctx.Err(); err != nil {
-			return err
-		}
-		childLv, keep, descend, err := c.visit(lv, e.Name(), e.IsDir())
-		if err != nil {
-			return err
-		}
-		if !keep && !descend {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return c.srcErr("stat", p, err)
-		}
+	return c.eachChild(dir, lv, func(p string, fi os.FileInfo, childLv level, keep bool) error {
 		en := Entry{Source: src, Rel: c.rel(p), Host: p, Info: fi}
 		switch {
 		case keep:
@@ -94,9 +74,7 @@ func (c *copier) selectDir(src int, dir string, lv level, chain *[]Entry, fn fun
 				return err
 			}
 			if fi.IsDir() {
-				if err := c.selectDir(src, p, childLv, nil, fn); err != nil {
-					return err
-				}
+				return c.selectDir(src, p, childLv, nil, fn)
 			}
 		case fi.IsDir():
 			var pend []Entry
@@ -111,6 +89,6 @@ func (c *copier) selectDir(src int, dir string, lv level, chain *[]Entry, fn fun
 				*chain = (*chain)[:0] // reported below
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }

@@ -77,13 +77,13 @@ func (c *copier) visit(parent level, name string, isDir bool) (lv level, keep, d
 	return lv, keep, descend, nil
 }
 
-// walk copies the entries of the source directory src into dst. The
-// directories in chain are created, if need be, before the first entry is
-// copied.
-func (c *copier) walk(src, dst string, lv level, chain []*pending) error {
-	entries, err := os.ReadDir(src)
+// eachChild calls fn, in name order, for each entry of the source
+// directory dir that the include and exclude rules keep or go into, with
+// its host path, its Lstat, its level and whether it is kept.
+func (c *copier) eachChild(dir string, lv level, fn func(p string, fi os.FileInfo, childLv level, keep bool) error) error {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return c.srcErr("read directory", src, err)
+		return c.srcErr("read directory", dir, err)
 	}
 	for _, e := range entries {
 		if err := c.ctx.Err(); err != nil {
@@ -96,11 +96,24 @@ func (c *copier) walk(src, dst string, lv level, chain []*pending) error {
 		if !keep && !descend {
 			continue
 		}
-		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		fi, err := os.Lstat(s)
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
 		if err != nil {
-			return c.srcErr("stat", s, err)
+			return c.srcErr("stat", p, err)
 		}
+		if err := fn(p, fi, childLv, keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walk copies the entries of the source directory src into dst. The
+// directories in chain are created, if need be, before the first entry is
+// copied.
+func (c *copier) walk(src, dst string, lv level, chain []*pending) error {
+	return c.eachChild(src, lv, func(s string, fi os.FileInfo, childLv level, keep bool) error {
+		d := filepath.Join(dst, filepath.Base(s))
 		switch {
 		case keep && fi.IsDir():
 			if err := c.materialize(chain); err != nil {
@@ -112,30 +125,24 @@ func (c *copier) walk(src, dst string, lv level, chain []*pending) error {
 			if err := c.walk(s, d, childLv, nil); err != nil {
 				return err
 			}
-			if err := c.copyMeta(s, fi, d); err != nil {
-				return err
-			}
+			return c.copyMeta(s, fi, d)
 		case fi.IsDir():
 			p := &pending{src: s, dst: d, fi: fi}
 			if err := c.walk(s, d, childLv, append(chain, p)); err != nil {
 				return err
 			}
-			if err := c.finishPending([]*pending{p}); err != nil {
-				return err
-			}
+			return c.finishPending([]*pending{p})
 		case keep:
 			if fi.Mode()&os.ModeSocket != 0 {
-				continue
+				return nil
 			}
 			if err := c.materialize(chain); err != nil {
 				return err
 			}
-			if err := c.copyEntry(s, fi, d); err != nil {
-				return err
-			}
+			return c.copyEntry(s, fi, d)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // materialize creates the pending directories of chain that are not yet.
