@@ -52,6 +52,11 @@ type Config struct {
 	// Limits are the resource limits (--memory, --cpus, --pids-limit) of
 	// each RUN step's processes; the zero value sets none.
 	Limits sandbox.Limits
+	// Runtime executes RUN steps' sandboxes (nil: the built-in one).
+	Runtime sandbox.Runtime
+	// AllowInsecure is the security.insecure entitlement (--allow
+	// security.insecure): without it, RUN --security=insecure fails.
+	AllowInsecure bool
 	// ExtraHosts are --add-host entries, added to the /etc/hosts of every
 	// RUN step (and, as in BuildKit, part of its cache key).
 	ExtraHosts []HostEntry

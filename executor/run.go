@@ -62,8 +62,16 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 	if len(r.Devices) > 0 {
 		return errors.New("RUN --device is not supported")
 	}
-	if r.Security != "" && r.Security != "sandbox" {
-		return fmt.Errorf("RUN --security=%s is not supported", r.Security)
+	security := sandbox.SecuritySandbox
+	switch r.Security {
+	case "", "sandbox":
+	case "insecure":
+		if !b.cfg.AllowInsecure {
+			return errors.New("RUN --security=insecure needs the security.insecure entitlement (--allow security.insecure)")
+		}
+		security = sandbox.SecurityInsecure
+	default:
+		return fmt.Errorf("RUN --security=%s is not supported (want sandbox or insecure)", r.Security)
 	}
 	network := r.Network
 	if network == "" || network == "default" {
@@ -98,7 +106,9 @@ func (b *build) runStep(ctx context.Context, root string, step *planner.Step, id
 		GID:      uint32(owner.GID),
 		Hostname: RunHostname,
 		Network:  network,
+		Security: security,
 		Limits:   b.cfg.Limits,
+		Runtime:  b.cfg.Runtime,
 	}
 	// The sandbox's host-side files go in a temp dir of the store, so a
 	// build killed during the step leaves them to the next build's sweep.

@@ -3,7 +3,11 @@
 # when they are missing. Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 
-PKGS=(busybox-static skopeo umoci jq docker-registry apache2-utils git)
+# libseccomp-dev and pkg-config build mybuild (its seccomp filters are
+# compiled with libseccomp, as runc's); runc and crun are the OCI runtimes
+# that --runtime takes and the sandbox tests compare the built-in one with.
+PKGS=(busybox-static skopeo umoci jq docker-registry apache2-utils git
+	libseccomp-dev pkg-config gcc runc crun)
 
 missing=()
 for p in "${PKGS[@]}"; do

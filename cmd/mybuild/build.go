@@ -48,6 +48,8 @@ type buildOptions struct {
 
 	snapshotter string     // --snapshotter: auto, overlay or naive
 	network     string     // --network: host or none, for RUN steps
+	runtime     string     // --runtime: builtin, runc, crun or a path
+	allow       []string   // --allow: entitlements (security.insecure)
 	jobs        int        // --jobs: stages at once
 	limits      limitFlags // --memory, --cpus, --cpu-quota, --cpu-period, --pids-limit
 	mounts      mountFlags // --secret, --ssh
@@ -82,6 +84,8 @@ func buildFlags(o *buildOptions) *pflag.FlagSet {
 	fs.StringVar(&o.root, "root", "", "image store directory (overrides $MYBUILD_ROOT)")
 	fs.IntVar(&o.jobs, "jobs", 0, "how many independent stages may run at once (default: one per CPU)")
 	fs.StringVar(&o.network, "network", "host", "network of RUN steps: host (the host's network) or none (only loopback); RUN --network overrides it")
+	fs.StringVar(&o.runtime, "runtime", "builtin", "what runs RUN steps' sandboxes: builtin, or an OCI runtime (runc, crun, or a path to one) given the same OCI spec")
+	fs.StringArrayVar(&o.allow, "allow", nil, "allow an entitlement: security.insecure (lets RUN --security=insecure run without seccomp, with every capability and device); repeatable")
 	fs.StringVar(&o.snapshotter, "snapshotter", snapshot.DriverAuto, "how step filesystems are made: auto (overlay if it can be mounted, else naive), overlay, naive (copies and compares; slower, needs no overlayfs)")
 	fs.Var(&o.pull, "pull", "when to pull FROM images: missing (not in the local store), always, never; --pull alone means always")
 	fs.Lookup("pull").NoOptDefVal = string(pullAlways)
@@ -154,6 +158,14 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		return fmt.Errorf("invalid --network %q: want host or none", o.network)
 	}
 	limits, err := o.limits.limits()
+	if err != nil {
+		return err
+	}
+	runner, err := parseRuntime(o.runtime)
+	if err != nil {
+		return err
+	}
+	allowInsecure, err := parseAllow(o.allow)
 	if err != nil {
 		return err
 	}
@@ -311,6 +323,8 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		Network:         o.network,
 		Jobs:            o.jobs,
 		Limits:          limits,
+		Runtime:         runner,
+		AllowInsecure:   allowInsecure,
 		Logger:          slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	sc, err := openStepCache(ctx, g, o, st)

@@ -24,32 +24,81 @@ func limitsSkip(t *testing.T, e *env) {
 	}
 }
 
-// checkCgroupsGone checks that the sandbox cgroups named in lines of
-// /proc/self/cgroup output ("N:CONTROLLERS:/.../mybuild/ID") are gone.
-func checkCgroupsGone(t *testing.T, out string) {
-	t.Helper()
-	found := 0
-	for _, line := range strings.Split(out, "\n") {
-		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(parts) != 3 || !strings.Contains(parts[2], "/mybuild/") {
-			continue
-		}
-		found++
-		hier := parts[1]
-		if hier == "" {
-			hier = "unified"
-		}
-		dir := filepath.Join("/sys/fs/cgroup", hier, parts[2])
-		if _, err := os.Stat(filepath.Dir(dir)); err != nil {
-			t.Logf("cannot locate cgroup %s here: %v", line, err)
-			continue
-		}
-		if _, err := os.Stat(dir); err == nil {
-			t.Errorf("cgroup %s left behind", dir)
-		}
+// hostSandboxCgroups lists the sandbox cgroups on the host now: the
+// directories below a "mybuild" directory in any cgroup hierarchy.
+func hostSandboxCgroups() []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
 	}
-	if found == 0 {
-		t.Errorf("no sandbox cgroup in the step's output:\n%s", out)
+	var dirs []string
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if !ok || len(f) < 5 || !strings.HasPrefix(post, "cgroup") {
+			continue
+		}
+		_ = filepath.WalkDir(f[4], func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if filepath.Base(filepath.Dir(p)) == "mybuild" {
+				dirs = append(dirs, p)
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return dirs
+}
+
+// watchSandboxCgroups records the sandbox cgroups that appear on the host
+// until the returned function is called; it returns them.
+func watchSandboxCgroups(t *testing.T) func() []string {
+	t.Helper()
+	before := map[string]bool{}
+	for _, d := range hostSandboxCgroups() {
+		before[d] = true
+	}
+	stop := make(chan struct{})
+	result := make(chan []string, 1)
+	go func() {
+		seen := map[string]bool{}
+		for {
+			for _, d := range hostSandboxCgroups() {
+				if !before[d] {
+					seen[d] = true
+				}
+			}
+			select {
+			case <-stop:
+				var out []string
+				for d := range seen {
+					out = append(out, d)
+				}
+				result <- out
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string {
+		close(stop)
+		return <-result
+	}
+}
+
+// checkCgroupsGone checks that the steps ran in sandbox cgroups (seen) and
+// that none of them is left.
+func checkCgroupsGone(t *testing.T, seen []string) {
+	t.Helper()
+	if len(seen) == 0 {
+		t.Error("no sandbox cgroup appeared while the build ran")
+	}
+	for _, d := range seen {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left behind", d)
+		}
 	}
 }
 
@@ -70,7 +119,9 @@ func TestE2ELimitsPids(t *testing.T) {
 	// A bounded bomb: 200 sleepers against a limit of 20.
 	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN cat /proc/self/cgroup; for i in $(seq 200); do sleep 30 & done; wait\n"})
 	start := time.Now()
+	watch := watchSandboxCgroups(t)
 	stderr := e.mustFail("build", "--progress=plain", "--pids-limit", "20", ctx)
+	seen := watch()
 	if d := time.Since(start); d > 25*time.Second {
 		t.Errorf("build took %v", d)
 	}
@@ -78,15 +129,16 @@ func TestE2ELimitsPids(t *testing.T) {
 	if !strings.Contains(stderr, "Dockerfile:2: RUN cat /proc/self/cgroup") || !strings.Contains(stderr, want) {
 		t.Errorf("stderr does not contain Dockerfile:2 and %q:\n%s", want, stderr)
 	}
-	checkCgroupsGone(t, stderr)
+	checkCgroupsGone(t, seen)
 }
 
 func TestE2ELimitsUnderLimits(t *testing.T) {
 	e := newEnv(t)
 	limitsSkip(t, e)
-	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN cat /proc/self/cgroup; x=a; for i in $(seq 16); do x=$x$x; done; echo ${#x} > /len\n"})
-	r := e.mustRun("build", "--progress=plain", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "-t", "limited", ctx)
-	checkCgroupsGone(t, r.stderr)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN sleep 0.2; x=a; for i in $(seq 16); do x=$x$x; done; echo ${#x} > /len\n"})
+	watch := watchSandboxCgroups(t)
+	e.mustRun("build", "--progress=plain", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "-t", "limited", ctx)
+	checkCgroupsGone(t, watch())
 }
 
 func TestE2ELimitsFlags(t *testing.T) {

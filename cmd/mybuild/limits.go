@@ -101,3 +101,32 @@ func parseBytes(s string) (int64, error) {
 	}
 	return int64(f * mult), nil
 }
+
+// parseRuntime turns --runtime into the runtime of RUN steps: nil for the
+// built-in one, else an OCI runtime program, which must exist.
+func parseRuntime(v string) (sandbox.Runtime, error) {
+	if v == "" || v == "builtin" {
+		return nil, nil
+	}
+	rt, err := sandbox.OCIRuntime(v)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --runtime %q: %w", v, err)
+	}
+	return rt, nil
+}
+
+// parseAllow reads the --allow entitlements and reports whether
+// security.insecure is among them.
+func parseAllow(vs []string) (insecure bool, _ error) {
+	for _, v := range vs {
+		for _, e := range strings.Split(v, ",") {
+			switch strings.TrimSpace(e) {
+			case "security.insecure":
+				insecure = true
+			default:
+				return false, fmt.Errorf("invalid --allow %q: want security.insecure", e)
+			}
+		}
+	}
+	return insecure, nil
+}

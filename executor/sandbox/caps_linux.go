@@ -3,40 +3,87 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// defaultCaps is Docker's default capability set.
-var defaultCaps = []uint{
-	unix.CAP_CHOWN,
-	unix.CAP_DAC_OVERRIDE,
-	unix.CAP_FSETID,
-	unix.CAP_FOWNER,
-	unix.CAP_MKNOD,
-	unix.CAP_NET_RAW,
-	unix.CAP_SETGID,
-	unix.CAP_SETUID,
-	unix.CAP_SETFCAP,
-	unix.CAP_SETPCAP,
-	unix.CAP_NET_BIND_SERVICE,
-	unix.CAP_SYS_CHROOT,
-	unix.CAP_KILL,
-	unix.CAP_AUDIT_WRITE,
+// capNumbers maps "CAP_CHOWN" and the like to capability numbers, for the
+// capabilities this kernel supports.
+func capNumbers() (map[string]uint, error) {
+	caps, err := capability.ListSupported()
+	if err != nil {
+		return nil, fmt.Errorf("list capabilities: %w", err)
+	}
+	m := make(map[string]uint, len(caps))
+	for _, c := range caps {
+		m["CAP_"+strings.ToUpper(c.String())] = uint(c)
+	}
+	return m, nil
 }
 
-// dropCapabilities limits the calling thread to Docker's default set: every
-// other capability leaves the bounding, permitted and effective sets, and the
-// inheritable set is emptied. A process the thread starts as root then gets
-// the default set; as another user it gets none (no_new_privs stays off, so
-// set-user-id and file capabilities work up to the bounding set).
-func dropCapabilities() error {
-	var keep uint64
-	for _, c := range defaultCaps {
-		keep |= 1 << c
+// allCapabilities names every capability the builder itself has (as
+// BuildKit's insecure mode gives the capabilities of the process running
+// it): a builder in a container without CAP_SYS_RESOURCE cannot give it.
+func allCapabilities() []string {
+	caps, err := capability.NewPid2(0)
+	if err == nil {
+		err = caps.Load()
 	}
+	known, lerr := capability.ListSupported()
+	if lerr != nil {
+		known = capability.ListKnown()
+	}
+	var names []string
+	for _, c := range known {
+		if err == nil && !caps.Get(capability.PERMITTED, c) {
+			continue
+		}
+		names = append(names, "CAP_"+strings.ToUpper(c.String()))
+	}
+	return names
+}
+
+// capSets are a spec's capability sets as bit masks.
+type capSets struct {
+	bounding, permitted, effective, inheritable, ambient uint64
+}
+
+// newCapSets reads the spec's sets. A capability this kernel does not
+// know is left out, as runc does.
+func newCapSets(c *specs.LinuxCapabilities) (*capSets, error) {
+	s := &capSets{}
+	if c == nil {
+		return s, nil
+	}
+	nums, err := capNumbers()
+	if err != nil {
+		return nil, err
+	}
+	mask := func(names []string) uint64 {
+		var m uint64
+		for _, n := range names {
+			if c, ok := nums[n]; ok {
+				m |= 1 << c
+			}
+		}
+		return m
+	}
+	s.bounding = mask(c.Bounding)
+	s.permitted = mask(c.Permitted)
+	s.effective = mask(c.Effective)
+	s.inheritable = mask(c.Inheritable)
+	s.ambient = mask(c.Ambient)
+	return s, nil
+}
+
+// dropBounding removes from the calling thread's bounding set every
+// capability not in the spec's.
+func (s *capSets) dropBounding() error {
 	for c := uint(0); c < 64; c++ {
-		if keep&(1<<c) != 0 {
+		if s.bounding&(1<<c) != 0 {
 			continue
 		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
@@ -47,19 +94,29 @@ func dropCapabilities() error {
 			return fmt.Errorf("drop capability %d: %w", c, err)
 		}
 	}
+	return nil
+}
+
+// apply sets the calling thread's permitted, effective and inheritable
+// sets, and raises its ambient ones.
+func (s *capSets) apply() error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("get capabilities: %w", err)
-	}
 	for i := range data {
-		mask := uint32(keep >> (32 * i))
-		data[i].Effective &= mask
-		data[i].Permitted &= mask
-		data[i].Inheritable = 0
+		data[i].Permitted = uint32(s.permitted >> (32 * i))
+		data[i].Effective = uint32(s.effective >> (32 * i))
+		data[i].Inheritable = uint32(s.inheritable >> (32 * i))
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("set capabilities: %w", err)
+	}
+	for c := uint(0); c < 64; c++ {
+		if s.ambient&(1<<c) == 0 {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); err != nil {
+			return fmt.Errorf("raise ambient capability %d: %w", c, err)
+		}
 	}
 	return nil
 }

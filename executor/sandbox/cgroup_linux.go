@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,29 +12,32 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/opencontainers/cgroups"
+	_ "github.com/opencontainers/cgroups/devices" // device rules for v1 and v2
+	devconfig "github.com/opencontainers/cgroups/devices/config"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // cgroupParent is the directory, below the cgroup the builder runs in (or
 // a hierarchy's root), that holds one child cgroup per running sandbox.
 const cgroupParent = "mybuild"
 
-// cgroup is one sandbox's cgroup: a directory in the unified (v2) hierarchy
-// for the controllers it offers, and one directory per v1 hierarchy for the
-// others. Only the command and its descendants are put in it, not the
-// sandbox's init, so the init can always reap and report.
+// cgroup is one sandbox's cgroup: a directory in the unified (v2)
+// hierarchy, which holds the limits when it offers their controllers, and
+// one in every v1 hierarchy (as runc makes), which holds the limits v2
+// cannot. Every sandbox gets one, limits or not: its device
+// rules allow only the default devices (v1 devices controller, or a v2
+// BPF program where there is no v1 one), its processes are killed and
+// counted through it, and the command sees it as the root of its cgroup
+// namespace.
 type cgroup struct {
 	limits Limits
-	v2     string            // the v2 directory, or ""
-	v1     map[string]string // controller → its v1 directory
-	home   map[string]string // v1 directory → the builder's own directory in that hierarchy
-}
-
-// initCgroup tells the init where to start the command: in V2 (with
-// CLONE_INTO_CGROUP), and in each V1 directory (by moving its own thread
-// there for the fork, then back to the matching Home directory).
-type initCgroup struct {
-	V2       string
-	V1, Home []string
+	// specPath is the cgroup's path as the OCI spec gives it: relative
+	// (to the builder's own cgroup in each hierarchy) or absolute.
+	specPath string
+	v2       string            // the v2 directory, or ""
+	v1       map[string]string // controller → its v1 directory
 }
 
 // cgroupMount is a mounted cgroup hierarchy.
@@ -44,11 +45,12 @@ type cgroupMount struct {
 	dir, root   string
 	v2          bool
 	controllers []string // v1 only
+	options     []string // v1 only: controllers and name=
 }
 
-// newCgroup creates a cgroup with limits l: in v2 when the unified
-// hierarchy can delegate all the controllers l needs, else in v1.
-func newCgroup(l Limits) (_ *cgroup, err error) {
+// newCgroup creates the cgroup of sandbox id with limits l and device
+// rules rules.
+func newCgroup(id string, l Limits, rules []specs.LinuxDeviceCgroup) (_ *cgroup, err error) {
 	mounts, err := readCgroupMounts()
 	if err != nil {
 		return nil, err
@@ -57,86 +59,142 @@ func newCgroup(l Limits) (_ *cgroup, err error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := randomID()
-	if err != nil {
-		return nil, err
-	}
-	c := &cgroup{limits: l, v1: map[string]string{}, home: map[string]string{}}
+	c := &cgroup{limits: l, v1: map[string]string{}, specPath: filepath.Join(cgroupParent, id)}
 	defer func() {
 		if err != nil {
 			_ = c.destroy()
 		}
 	}()
 	need := l.controllers()
-	var v2err error
+	var v1need []string
+	i2 := slices.IndexFunc(mounts, func(m cgroupMount) bool { return m.v2 })
+	if i2 >= 0 {
+		m := mounts[i2]
+		ctrls := m.controllers2()
+		v2need := need
+		if slices.ContainsFunc(need, func(c string) bool { return !slices.Contains(ctrls, c) }) {
+			// A hybrid host: the limits go to v1, v2 only holds the
+			// sandbox (and, without a v1 devices controller, its rules).
+			v2need, v1need = nil, need
+		}
+		atRoot, err := c.setupV2(m, self[""], id, v2need)
+		if err != nil {
+			return nil, err
+		}
+		if atRoot {
+			c.specPath = "/" + c.specPath
+		}
+	} else {
+		v1need = need
+	}
+	// Every v1 hierarchy, as runc joins them all: the command's cgroup
+	// namespace then starts at its own cgroup in each.
 	for _, m := range mounts {
 		if m.v2 {
-			if v2err = c.setupV2(m, self[""], id, need); v2err == nil {
-				return c, c.apply()
-			}
-			break
+			continue
+		}
+		own := m.sub(selfPath(self, m.controllers))
+		if c.specPath[0] == '/' {
+			own = m.dir
+		}
+		dir := filepath.Join(own, c.specPath)
+		if err := mkdirCgroup(own, dir, slices.Contains(m.controllers, "cpuset")); err != nil {
+			return nil, err
+		}
+		for _, ctrl := range m.options {
+			c.v1[ctrl] = dir
 		}
 	}
-	for _, ctrl := range need {
-		i := slices.IndexFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, ctrl) })
-		if i < 0 {
-			if v2err != nil {
-				return nil, fmt.Errorf("create cgroup: no %s controller: %w", ctrl, v2err)
-			}
+	for _, ctrl := range v1need {
+		if c.v1[ctrl] == "" {
 			return nil, fmt.Errorf("create cgroup: no %s controller", ctrl)
 		}
-		m := mounts[i]
-		own := m.sub(selfPath(self, m.controllers))
-		dir := filepath.Join(own, cgroupParent, id)
-		if _, ok := c.home[dir]; !ok {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("create cgroup: %w", err)
-			}
-			c.home[dir] = own
-		}
-		c.v1[ctrl] = dir
 	}
-	return c, c.apply()
+	if err := c.apply(); err != nil {
+		return nil, err
+	}
+	if err := c.setDevices(rules); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// mkdirCgroup creates dir (and the parents it lacks) below the existing
+// cgroup base. A new cpuset cgroup has no CPUs or memory nodes: it gets
+// its parent's.
+func mkdirCgroup(base, dir string, cpuset bool) error {
+	rel, err := filepath.Rel(base, dir)
+	if err != nil {
+		return fmt.Errorf("create cgroup: %w", err)
+	}
+	cur := base
+	for _, comp := range strings.Split(rel, "/") {
+		parent := cur
+		cur = filepath.Join(cur, comp)
+		if err := os.Mkdir(cur, 0o755); errors.Is(err, fs.ErrExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+		if !cpuset {
+			continue
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			data, err := os.ReadFile(filepath.Join(parent, f))
+			if err == nil {
+				err = writeFile(filepath.Join(cur, f), strings.TrimSpace(string(data)))
+			}
+			if err != nil {
+				return fmt.Errorf("create cgroup: %s: %w", f, err)
+			}
+		}
+	}
+	return nil
+}
+
+// controllers2 lists the controllers a v2 hierarchy offers.
+func (m cgroupMount) controllers2() []string {
+	data, _ := os.ReadFile(filepath.Join(m.dir, "cgroup.controllers"))
+	return strings.Fields(string(data))
 }
 
 // setupV2 creates the v2 directory, below the builder's own cgroup or else
 // below the hierarchy's root (the only cgroup with processes that may
-// delegate controllers), enabling the controllers in the parents.
-func (c *cgroup) setupV2(m cgroupMount, self, id string, need []string) error {
-	avail, err := os.ReadFile(filepath.Join(m.dir, "cgroup.controllers"))
-	if err != nil {
-		return fmt.Errorf("read cgroup controllers: %w", err)
+// delegate controllers), enabling the controllers need in the parents. It
+// reports whether the directory is below the root.
+func (c *cgroup) setupV2(m cgroupMount, self, id string, need []string) (atRoot bool, _ error) {
+	enable := ""
+	if len(need) > 0 {
+		enable = "+" + strings.Join(need, " +")
 	}
-	for _, ctrl := range need {
-		if !slices.Contains(strings.Fields(string(avail)), ctrl) {
-			return fmt.Errorf("cgroup v2 has no %s controller", ctrl)
-		}
-	}
-	enable := "+" + strings.Join(need, " +")
 	var firstErr error
-	for _, base := range slices.Compact([]string{m.sub(self), m.dir}) {
+	bases := slices.Compact([]string{m.sub(self), m.dir})
+	for i, base := range bases {
 		parent := filepath.Join(base, cgroupParent)
-		err := writeFile(filepath.Join(base, "cgroup.subtree_control"), enable)
+		var err error
+		if enable != "" {
+			err = writeFile(filepath.Join(base, "cgroup.subtree_control"), enable)
+		}
 		if err == nil {
 			if err = os.Mkdir(parent, 0o755); errors.Is(err, fs.ErrExist) {
 				err = nil
 			}
 		}
-		if err == nil {
+		if err == nil && enable != "" {
 			err = writeFile(filepath.Join(parent, "cgroup.subtree_control"), enable)
 		}
 		if err == nil {
 			dir := filepath.Join(parent, id)
 			if err = os.Mkdir(dir, 0o755); err == nil {
 				c.v2 = dir
-				return nil
+				return i > 0, nil
 			}
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
-	return fmt.Errorf("create cgroup v2: %w", firstErr)
+	return false, fmt.Errorf("create cgroup v2: %w", firstErr)
 }
 
 // apply writes the limits into the cgroup's files.
@@ -147,20 +205,20 @@ func (c *cgroup) apply() error {
 		period = DefaultCPUPeriod
 	}
 	type setting struct{ file, value string }
-	var v2 []setting
+	v2 := map[string][]setting{}
 	v1 := map[string][]setting{}
 	if l.MemoryBytes > 0 {
 		n := strconv.FormatInt(l.MemoryBytes, 10)
-		v2 = append(v2, setting{"memory.max", n}, setting{"memory.swap.max?", "0"})
+		v2["memory"] = []setting{{"memory.max", n}, {"memory.swap.max?", "0"}}
 		v1["memory"] = []setting{{"memory.limit_in_bytes", n}, {"memory.memsw.limit_in_bytes?", n}}
 	}
 	if l.CPUQuota > 0 {
-		v2 = append(v2, setting{"cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, period)})
+		v2["cpu"] = []setting{{"cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, period)}}
 		v1["cpu"] = []setting{{"cpu.cfs_period_us", strconv.FormatInt(period, 10)}, {"cpu.cfs_quota_us", strconv.FormatInt(l.CPUQuota, 10)}}
 	}
 	if l.PidsLimit > 0 {
 		n := strconv.FormatInt(l.PidsLimit, 10)
-		v2 = append(v2, setting{"pids.max", n})
+		v2["pids"] = []setting{{"pids.max", n}}
 		v1["pids"] = []setting{{"pids.max", n}}
 	}
 	write := func(dir string, s setting) error {
@@ -171,17 +229,13 @@ func (c *cgroup) apply() error {
 		}
 		return nil
 	}
-	if c.v2 != "" {
-		for _, s := range v2 {
-			if err := write(c.v2, s); err != nil {
-				return err
-			}
+	for _, ctrl := range l.controllers() {
+		dir, settings := c.v1[ctrl], v1[ctrl]
+		if dir == "" {
+			dir, settings = c.v2, v2[ctrl]
 		}
-		return nil
-	}
-	for ctrl, settings := range v1 {
 		for _, s := range settings {
-			if err := write(c.v1[ctrl], s); err != nil {
+			if err := write(dir, s); err != nil {
 				return err
 			}
 		}
@@ -189,16 +243,49 @@ func (c *cgroup) apply() error {
 	return nil
 }
 
-// placement is what the init needs to start the command in the cgroup.
-func (c *cgroup) placement() *initCgroup {
-	p := &initCgroup{V2: c.v2}
+// setDevices applies the device rules: in the v1 devices controller when
+// there is one, else as a BPF program on the v2 directory (with
+// opencontainers/cgroups, runc's own implementation of both).
+func (c *cgroup) setDevices(rules []specs.LinuxDeviceCgroup) error {
+	res := &cgroups.Resources{}
+	for _, r := range rules {
+		typ := devconfig.WildcardDevice
+		if r.Type != "" && r.Type != "a" {
+			typ = devconfig.Type(r.Type[0])
+		}
+		rule := &devconfig.Rule{Type: typ, Major: devconfig.Wildcard, Minor: devconfig.Wildcard,
+			Permissions: devconfig.Permissions(r.Access), Allow: r.Allow}
+		if r.Major != nil {
+			rule.Major = *r.Major
+		}
+		if r.Minor != nil {
+			rule.Minor = *r.Minor
+		}
+		res.Devices = append(res.Devices, rule)
+	}
+	var err error
+	switch {
+	case c.v1["devices"] != "":
+		err = cgroups.DevicesSetV1(c.v1["devices"], res)
+	case c.v2 != "":
+		err = cgroups.DevicesSetV2(c.v2, res)
+	default:
+		return errors.New("set device rules: no devices cgroup controller and no cgroup v2")
+	}
+	if err != nil {
+		return fmt.Errorf("set device rules: %w", err)
+	}
+	return nil
+}
+
+// place moves the process pid (all its threads) into the cgroup.
+func (c *cgroup) place(pid int) error {
 	for _, dir := range c.dirs() {
-		if dir != c.v2 {
-			p.V1 = append(p.V1, dir)
-			p.Home = append(p.Home, c.home[dir])
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}
-	return p
+	return nil
 }
 
 // dirs lists the cgroup's directories, each once, in a fixed order.
@@ -216,10 +303,10 @@ func (c *cgroup) dirs() []string {
 
 // dir returns the directory holding controller ctrl.
 func (c *cgroup) dir(ctrl string) string {
-	if c.v2 != "" {
-		return c.v2
+	if d := c.v1[ctrl]; d != "" {
+		return d
 	}
-	return c.v1[ctrl]
+	return c.v2
 }
 
 // oomKilled reports whether the out-of-memory killer killed a process of
@@ -228,10 +315,10 @@ func (c *cgroup) oomKilled() bool {
 	if c.limits.MemoryBytes <= 0 {
 		return false
 	}
-	if c.v2 != "" {
+	dir := c.v1["memory"]
+	if dir == "" {
 		return readKey(filepath.Join(c.v2, "memory.events"), "oom_kill") > 0
 	}
-	dir := c.v1["memory"]
 	if n := readKey(filepath.Join(dir, "memory.oom_control"), "oom_kill"); n >= 0 {
 		return n > 0
 	}
@@ -273,9 +360,37 @@ func (c *cgroup) destroy() error {
 	return errors.Join(errs...)
 }
 
+// removeEverywhere removes the cgroup's directory in every hierarchy,
+// where an OCI runtime made more than Run did (runc joins every v1
+// controller); their children must be gone already.
+func (c *cgroup) removeEverywhere() {
+	mounts, err := readCgroupMounts()
+	if err != nil {
+		return
+	}
+	self, err := readSelfCgroups()
+	if err != nil {
+		return
+	}
+	for _, m := range mounts {
+		own := self[""]
+		if !m.v2 {
+			own = selfPath(self, m.controllers)
+		}
+		dir := filepath.Join(m.sub(own), c.specPath)
+		if c.specPath[0] == '/' {
+			dir = filepath.Join(m.dir, c.specPath)
+		}
+		_ = os.Remove(dir)
+	}
+}
+
 // removeCgroup kills the processes in dir until it can be removed. When the
 // sandbox's pid namespace has ended they are gone already (or exiting).
 func removeCgroup(dir string) error {
+	if err := os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	_ = writeFile(filepath.Join(dir, "cgroup.kill"), "1") // v2, kernel 5.14+
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -296,11 +411,11 @@ func removeCgroup(dir string) error {
 	}
 }
 
-// SweepCgroups removes the cgroups of sandboxes whose builder was killed
-// before it could remove them: empty directories below every hierarchy's
-// mybuild parent (in the builder's own cgroup and at the root) that are
-// older than a minute, so a cgroup just created for a starting command is
-// never taken.
+// SweepCgroups removes the cgroups of sandboxes whose builder is gone: in
+// every hierarchy, below the mybuild parent of the builder's own cgroup
+// and of the root, each cgroup named after a builder process that no
+// longer runs has its processes killed (a step that outlived a killed
+// builder) and is removed. Cgroups of running builders are left alone.
 func SweepCgroups() error {
 	mounts, err := readCgroupMounts()
 	if err != nil {
@@ -320,18 +435,30 @@ func SweepCgroups() error {
 			parent := filepath.Join(base, cgroupParent)
 			ents, _ := os.ReadDir(parent)
 			for _, e := range ents {
-				info, err := e.Info()
-				if !e.IsDir() || err != nil || time.Since(info.ModTime()) < time.Minute {
+				if !e.IsDir() || !staleSandbox(e.Name()) {
 					continue
 				}
-				err = os.Remove(filepath.Join(parent, e.Name()))
-				if err != nil && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, fs.ErrNotExist) {
+				if err := removeCgroup(filepath.Join(parent, e.Name())); err != nil {
 					errs = append(errs, fmt.Errorf("remove stale cgroup: %w", err))
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// staleSandbox reports whether the sandbox id (PID-STARTTIME-RANDOM) names
+// a builder process that has ended.
+func staleSandbox(id string) bool {
+	parts := strings.SplitN(id, "-", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return startTime(parts[0]) != parts[1]
 }
 
 // sub returns the directory of cgroup path p (as /proc/self/cgroup names
@@ -368,7 +495,11 @@ func readCgroupMounts() ([]cgroupMount, error) {
 			m.v2 = true
 		case "cgroup":
 			for _, o := range strings.Split(tail[2], ",") {
-				if o != "rw" && o != "ro" && !strings.Contains(o, "=") {
+				if o == "rw" || o == "ro" {
+					continue
+				}
+				m.options = append(m.options, o)
+				if !strings.Contains(o, "=") {
 					m.controllers = append(m.controllers, o)
 				}
 			}
@@ -441,12 +572,4 @@ func writeFile(name, value string) error {
 		err = cerr
 	}
 	return err
-}
-
-func randomID() (string, error) {
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("create cgroup name: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }

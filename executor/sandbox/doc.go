@@ -1,42 +1,50 @@
 // Package sandbox runs one process isolated in a prepared root filesystem,
 // the way runc runs a container's process for BuildKit.
 //
-// The caller hands [Run] an already mounted root directory (typically an
-// overlay's merged directory) and a process [Spec]. Run re-executes the
-// current binary (/proc/self/exe) with [InitArg] in new mount, pid, uts, ipc
-// and (for network "none") net namespaces; the binary's main function must
-// call [Init] when os.Args[1] == InitArg, before anything else.
+// A sandbox is data before it is a process: [GenerateSpec] turns a [Spec]
+// (the root, command, user, network, limits, mounts) into an OCI runtime
+// spec made the way Docker and BuildKit make their default one: Docker's
+// default capabilities (for a user other than root only in the bounding
+// set), Docker's seccomp profile (github.com/moby/profiles/seccomp),
+// Docker's masked and read-only paths, runc's default devices and device
+// cgroup rules, BuildKit's mounts (a fresh /proc, /dev, /dev/pts, /dev/shm,
+// /dev/mqueue, a read-only /sys and /sys/fs/cgroup, /etc/hosts and
+// /etc/resolv.conf bound read-only), new pid, ipc, uts, mount and cgroup
+// namespaces (and a network namespace with only loopback, up, for
+// NetworkNone). SecurityInsecure is BuildKit's security.insecure: every
+// capability and device, no seccomp filter.
 //
-// The init process, pid 1 of the new pid namespace, mounts a fresh /proc with
-// runc's masked and read-only paths, a read-only /sys, a minimal /dev tmpfs
-// (null, zero, full, random, urandom, tty, pts, ptmx, shm, mqueue, fd and
-// std* links), and binds /etc/hosts, /etc/resolv.conf and /etc/hostname
-// read-only from files kept outside the root; it then pivots into the root, sets the hostname, brings
-// up loopback when the network is "none", restricts capabilities to Docker's
-// default set and starts the command with the spec's user, groups,
-// environment and working directory. It reaps every process until the
-// command exits and forwards the command's exit status; when it exits, the
-// kernel kills whatever the command left running in the namespace. The
-// init's own threads use pids of the namespace too, so the command is pid 1's
-// child but not necessarily pid 2.
+// [Run] executes it with a [Runtime]: [Builtin] (the default), or an OCI
+// runtime program such as runc or crun ([OCIRuntime]); both get the same
+// spec. Around the runtime, Run does what is the builder's business: it
+// writes /etc/hosts and the like outside the root (secrets in a tmpfs,
+// never on disk), creates a cgroup for the command whatever its limits
+// (its device rules set with opencontainers/cgroups, runc's own code),
+// creates in the root the mount points it lacks, and afterwards removes
+// them, kills what is left in the cgroup and removes it. Mount points are
+// created and removed through descriptors of the root (openat2 with
+// RESOLVE_IN_ROOT, and RESOLVE_NO_SYMLINKS on removal), so that nothing a
+// step does to its root makes the host side touch a file outside it.
 //
-// Mount points that do not exist in the root (/proc, /sys, /dev and the three
-// /etc files) are created by Run as empty stubs before the process starts and
-// removed after it ends, with their parent directories' times restored, so
-// the root is left as the command left it. On an overlay, a parent directory
-// that existed only in a lower layer (such as /etc) is copied up by the stub's
-// creation and stays in the upper directory with unchanged metadata; a differ
-// should skip such directories, as BuildKit's overlay differ does.
+// The built-in runtime re-executes a sealed in-memory copy of the current
+// binary with [InitArg] in the new namespaces; the binary's main function
+// must call [Init] when os.Args[1] == InitArg. The init waits until the
+// builder has put it in the cgroup, enters a cgroup namespace, mounts what
+// the spec lists (every mount point resolved inside the root and mounted
+// on through its descriptor), creates the device nodes, masks paths,
+// pivots into the root, sets the hostname, joins a new session keyring,
+// marks every descriptor but 0, 1 and 2 close-on-exec, drops the bounding
+// set, loads the seccomp filter (compiled once per builder with
+// libseccomp), switches to the spec's user and groups, sets the
+// capabilities, and executes the command in its own place: the command
+// is pid 1 of its pid namespace, as under runc, and nothing of the
+// builder remains inside. When it exits, the kernel kills whatever it
+// left running in the namespace.
 //
-// With [Spec.Limits] set, Run creates a cgroup for the command (in the v2
-// unified hierarchy for the controllers it can delegate, else in the v1
-// hierarchies: memory, cpu, pids), below the builder's own cgroup in a
-// "mybuild" directory. Only the command and its descendants go in it — the
-// init starts it there (clone3 CLONE_INTO_CGROUP for v2, a brief move of its
-// own thread for v1) and stays outside, so it can always reap and report.
-// After the sandbox ends, Run reads the out-of-memory and pids events
-// (reported as an [*OOMError] or on the [*ExitError]), kills anything left
-// and removes the cgroup; [SweepCgroups] removes those a killed builder left.
+// On an overlay root, a parent directory that existed only in a lower
+// layer (such as /etc) is copied up by the creation of a mount point and
+// stays in the upper directory with its times restored; a differ should
+// skip such directories, as BuildKit's overlay differ does.
 //
 // The package knows nothing of Dockerfiles, images or layers.
 package sandbox

@@ -1,25 +1,41 @@
 package sandbox
 
-import "strings"
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
 
-// HostCgroupDirs maps the lines of a sandboxed process's /proc/self/cgroup
-// that name a sandbox cgroup to their directories on the host.
-func HostCgroupDirs(procSelfCgroup string) []string {
+// SandboxCgroupDirs lists the host directories of the cgroups of this
+// process's sandboxes that exist now, in every hierarchy.
+func SandboxCgroupDirs() []string {
 	mounts, err := readCgroupMounts()
 	if err != nil {
 		return nil
 	}
+	self, err := readSelfCgroups()
+	if err != nil {
+		return nil
+	}
+	prefix := strconv.Itoa(os.Getpid()) + "-"
 	var dirs []string
-	for _, line := range strings.Split(procSelfCgroup, "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || !strings.Contains(parts[2], "/"+cgroupParent+"/") {
-			continue
+	for _, m := range mounts {
+		own := self[""]
+		if !m.v2 {
+			own = selfPath(self, m.controllers)
 		}
-		for _, m := range mounts {
-			if (parts[1] == "" && m.v2) || (parts[1] != "" && parts[1] == strings.Join(m.controllers, ",")) {
-				dirs = append(dirs, m.sub(parts[2]))
+		for _, base := range slices.Compact([]string{m.sub(own), m.dir}) {
+			parent := filepath.Join(base, cgroupParent)
+			ents, _ := os.ReadDir(parent)
+			for _, e := range ents {
+				if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+					dirs = append(dirs, filepath.Join(parent, e.Name()))
+				}
 			}
 		}
 	}
-	return dirs
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
 }

@@ -1,56 +1,110 @@
 package sandbox
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
-	"syscall"
+	"strconv"
+	"strings"
+	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// Init is the sandbox's init process. The binary's main function (and a test
-// binary's TestMain) must call it, before doing anything else, when
-// os.Args[1] == InitArg. It reads its configuration from Run, sets up the
-// sandbox, runs the command, reaps every process until the command exits and
-// reports the command's status to Run. It never returns.
+// Init is the built-in runtime's init. The binary's main function (and a
+// test binary's TestMain) must call it, before doing anything else, when
+// os.Args[1] == InitArg. It reads the spec from the builder, sets up the
+// sandbox and executes the command in its own place; only when that fails
+// does it report why and exit. It never returns.
 func Init() {
-	// Capabilities are per thread: the thread that drops them must be the
-	// one that starts the command.
+	// Capabilities, the seccomp filter and the credentials are set on the
+	// thread that executes the command.
 	runtime.LockOSThread()
-	res := runInit()
-	status := os.NewFile(statusFD, "status")
+	err := runInit()
+	res := initResult{Err: err.Error(), NotFound: errors.Is(err, ErrNotFound)}
 	data, _ := json.Marshal(res)
-	code := 0
-	if _, err := status.Write(data); err != nil {
-		code = 1
-	}
-	// Exit at once: the pid namespace, and with it the command's leftover
-	// processes, dies with this process, and Run waits for that.
-	unix.Exit(code)
+	status := os.NewFile(statusFD, "status")
+	_, _ = status.Write(data)
+	unix.Exit(1)
 }
 
-func runInit() initResult {
+// runInit sets the sandbox up as the spec says and executes the command;
+// it returns only on failure.
+func runInit() error {
+	unix.CloseOnExec(statusFD)
 	cfg, err := readConfig()
 	if err != nil {
-		return initResult{Err: err.Error()}
+		return err
 	}
-	code, err := runCommand(cfg)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return initResult{NotFound: true}
-	case err != nil:
-		return initResult{Err: err.Error()}
+	spec := cfg.Spec
+	if spec == nil || spec.Process == nil || spec.Linux == nil || spec.Root == nil {
+		return errors.New("sandbox config: incomplete spec")
 	}
-	return initResult{Code: code}
+	unix.Umask(0)
+	// The builder put this process in its cgroup before sending the
+	// config: the cgroup namespace starts there.
+	for _, ns := range spec.Linux.Namespaces {
+		switch {
+		case ns.Type == specs.CgroupNamespace:
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("create cgroup namespace: %w", err)
+			}
+		case ns.Type == specs.NetworkNamespace && ns.Path != "":
+			if err := joinNamespace(ns.Path, unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+		case ns.Type == specs.NetworkNamespace:
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := setupRootfs(spec); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	if err := setRlimits(spec.Process.Rlimits); err != nil {
+		return err
+	}
+	if err := newSessionKeyring(); err != nil {
+		return err
+	}
+	p := spec.Process
+	env := withHome(p.Env, p.User.UID)
+	// Before the user changes: a directory only root may enter is entered
+	// as runc does, but a missing one is an error.
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("change to working directory %s: %w", p.Cwd, err)
+	}
+	path, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return err
+	}
+	// Nothing the builder opened reaches the command: every descriptor
+	// but the standard three closes on exec.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close descriptors: %w", err)
+	}
+	if err := finalizeProcess(p, cfg); err != nil {
+		return err
+	}
+	unix.Umask(0o022)
+	if err := unix.Exec(path, p.Args, env); err != nil {
+		return fmt.Errorf("start %s: %w", p.Args[0], err)
+	}
+	return nil
 }
 
 func readConfig() (*initConfig, error) {
-	unix.CloseOnExec(statusFD)
 	f := os.NewFile(specFD, "spec")
 	defer f.Close()
 	data, err := io.ReadAll(f)
@@ -64,100 +118,148 @@ func readConfig() (*initConfig, error) {
 	return &cfg, nil
 }
 
-// runCommand sets up the sandbox, starts the command and reaps processes
-// until it exits, returning its exit code.
-func runCommand(cfg *initConfig) (int, error) {
-	unix.Umask(0)
-	cg, err := openCgroup(cfg.Cgroup)
+// finalizeProcess gives the thread the spec's bounding set, seccomp
+// filter, credentials and capabilities, in the order runc does when
+// no_new_privs is off: the filter is loaded while CAP_SYS_ADMIN is still
+// there, and it allows what follows.
+func finalizeProcess(p *specs.Process, cfg *initConfig) error {
+	caps, err := newCapSets(p.Capabilities)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer cg.close()
-	if err := setupRoot(cfg); err != nil {
-		return 0, err
+	if err := caps.dropBounding(); err != nil {
+		return err
 	}
-	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-		return 0, fmt.Errorf("set hostname: %w", err)
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities: %w", err)
 	}
-	if cfg.Network == NetworkNone {
-		if err := loopbackUp(); err != nil {
-			return 0, err
+	if len(cfg.Seccomp) > 0 {
+		if err := loadSeccomp(cfg.Seccomp, cfg.SeccompFlags); err != nil {
+			return err
 		}
 	}
-	if err := os.Chdir(cfg.Cwd); err != nil {
-		return 0, fmt.Errorf("change to working directory %s: %w", cfg.Cwd, unwrapPath(err))
+	if err := setCredentials(p.User); err != nil {
+		return err
 	}
-	path, err := lookPath(cfg.Args[0], cfg.Env)
-	if err != nil {
-		return 0, err
+	if err := caps.apply(); err != nil {
+		return err
 	}
-	if err := dropCapabilities(); err != nil {
-		return 0, err
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities: %w", err)
 	}
-	unix.Umask(0o022)
-
-	env := cfg.Env
-	if env == nil {
-		env = []string{}
+	// A change of credentials clears the parent-death signal.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("set parent death signal: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   cfg.Args,
-		Env:    env,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: cfg.Groups},
-			Setsid:     true,
-		},
-	}
-	if err := cg.start(cmd); err != nil {
-		return 0, fmt.Errorf("start %s: %w", cfg.Args[0], unwrapPath(err))
-	}
-	return reap(cmd.Process.Pid)
-}
-
-// reap waits for every child, as a pid namespace's init must, until pid
-// exits, and returns its exit code in the shell's convention.
-func reap(pid int) (int, error) {
-	for {
-		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
 		}
-		if err != nil {
-			return 0, fmt.Errorf("wait for command: %w", err)
-		}
-		if got != pid {
-			continue
-		}
-		switch {
-		case ws.Exited():
-			return ws.ExitStatus(), nil
-		case ws.Signaled():
-			return 128 + int(ws.Signal()), nil
-		}
-	}
-}
-
-// loopbackUp brings up the "lo" interface of the current network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
 	}
 	return nil
+}
+
+// setCredentials switches the calling thread (the only one that matters:
+// it executes the command) to the spec's groups and user.
+func setCredentials(u specs.User) error {
+	gids := u.AdditionalGids
+	var ptr uintptr
+	if len(gids) > 0 {
+		ptr = uintptr(unsafe.Pointer(&gids[0]))
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), ptr, 0); e != 0 {
+		return fmt.Errorf("set groups: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("set group id: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("set user id: %w", e)
+	}
+	return nil
+}
+
+// joinNamespace enters the namespace bound at p.
+func joinNamespace(p string, typ int) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open namespace: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, typ); err != nil {
+		return fmt.Errorf("join namespace: %w", err)
+	}
+	return nil
+}
+
+// newSessionKeyring gives the sandbox a new, anonymous session keyring, so
+// that it shares none with the builder or other steps. A kernel without
+// keys has nothing to share.
+func newSessionKeyring() error {
+	_, _, e := unix.RawSyscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0)
+	if e != 0 && e != unix.ENOSYS {
+		return fmt.Errorf("create session keyring: %w", e)
+	}
+	return nil
+}
+
+// setRlimits applies the spec's resource limits.
+func setRlimits(limits []specs.POSIXRlimit) error {
+	for _, l := range limits {
+		res, ok := rlimitResources[l.Type]
+		if !ok {
+			return fmt.Errorf("unknown resource limit %s", l.Type)
+		}
+		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}); err != nil {
+			return fmt.Errorf("set %s: %w", l.Type, err)
+		}
+	}
+	return nil
+}
+
+var rlimitResources = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// maxPasswdBytes bounds how much of /etc/passwd is read (as BuildKit does).
+const maxPasswdBytes = 10 << 20
+
+// withHome returns env with HOME set, when it is missing, to the home
+// directory of uid in the root's /etc/passwd, or "/", as runc does.
+func withHome(env []string, uid uint32) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			return env
+		}
+	}
+	return append(env, "HOME="+homeDir(uid))
+}
+
+func homeDir(uid uint32) string {
+	// Non-blocking, and only a regular file: a FIFO planted at
+	// /etc/passwd must not hang the step.
+	fd, err := unix.Open("/etc/passwd", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "/"
+	}
+	f := os.NewFile(uintptr(fd), "/etc/passwd")
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "/"
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	sc := bufio.NewScanner(io.LimitReader(f, maxPasswdBytes))
+	for sc.Scan() {
+		// name:password:uid:gid:gecos:home:shell
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 6 && fields[2] == want && fields[5] != "" {
+			return fields[5]
+		}
+	}
+	return "/"
 }

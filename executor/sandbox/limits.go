@@ -3,12 +3,14 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Limits are the resource limits of a sandbox's command, enforced with a
 // cgroup (v2 where the unified hierarchy offers the controller, v1
-// otherwise). A zero field means no limit; the zero value sets none and
-// creates no cgroup.
+// otherwise). A zero field means no limit; the zero value sets none (the
+// command still runs in a cgroup of its own).
 type Limits struct {
 	// MemoryBytes caps the memory (and swap) of the command and every
 	// process it starts; exceeding it gets a process killed by the kernel's
@@ -44,6 +46,24 @@ func (l Limits) validate() error {
 		return fmt.Errorf("invalid pids limit %d", l.PidsLimit)
 	}
 	return nil
+}
+
+// apply writes l into the OCI resources r. Swap is limited to the memory
+// limit itself (no swap), as the cgroup Run makes does.
+func (l Limits) apply(r *specs.LinuxResources) {
+	if l.MemoryBytes > 0 {
+		r.Memory = &specs.LinuxMemory{Limit: &l.MemoryBytes, Swap: &l.MemoryBytes}
+	}
+	if l.CPUQuota > 0 {
+		period := uint64(l.CPUPeriod)
+		if period == 0 {
+			period = DefaultCPUPeriod
+		}
+		r.CPU = &specs.LinuxCPU{Quota: &l.CPUQuota, Period: &period}
+	}
+	if l.PidsLimit > 0 {
+		r.Pids = &specs.LinuxPids{Limit: &l.PidsLimit}
+	}
 }
 
 // controllers lists the cgroup controllers l needs.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,19 +32,38 @@ func limitsRoot(t *testing.T) string {
 	return root
 }
 
-// cgroupScript prints the sandbox's cgroups, then runs script.
-const cgroupScript = "cat /proc/self/cgroup; echo ---; "
-
-// sandboxCgroups returns the host directories of the cgroups the command
-// printed with cgroupScript.
-func sandboxCgroups(t *testing.T, stdout string) []string {
+// watchCgroups records the cgroups of this process's sandboxes while they
+// exist; the returned function stops and returns what it saw (failing the
+// test when it saw none).
+func watchCgroups(t *testing.T) func() []string {
 	t.Helper()
-	head, _, _ := strings.Cut(stdout, "---")
-	dirs := sandbox.HostCgroupDirs(head)
-	if len(dirs) == 0 {
-		t.Fatalf("command is in no sandbox cgroup:\n%s", head)
+	stop := make(chan struct{})
+	seen := make(chan []string, 1)
+	go func() {
+		var dirs []string
+		for {
+			for _, d := range sandbox.SandboxCgroupDirs() {
+				if !slices.Contains(dirs, d) {
+					dirs = append(dirs, d)
+				}
+			}
+			select {
+			case <-stop:
+				seen <- dirs
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string {
+		t.Helper()
+		close(stop)
+		dirs := <-seen
+		if len(dirs) == 0 {
+			t.Fatal("the command ran in no sandbox cgroup")
+		}
+		return dirs
 	}
-	return dirs
 }
 
 func checkRemoved(t *testing.T, dirs []string) {
@@ -57,9 +79,11 @@ func TestLimitsMemory(t *testing.T) {
 	root := limitsRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := sh(root, cgroupScript+"x=a; while true; do x=$x$x; done")
+	s := sh(root, "sleep 0.2; x=a; while true; do x=$x$x; done")
 	s.Limits.MemoryBytes = 32 << 20
+	cgroups := watchCgroups(t)
 	stdout, stderr, err := run(t, ctx, s)
+	dirs := cgroups()
 	if !errors.Is(err, sandbox.ErrOOM) {
 		t.Fatalf("err = %v, want ErrOOM\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
@@ -70,21 +94,23 @@ func TestLimitsMemory(t *testing.T) {
 	if want := "out of memory: killed at the memory limit of 32MiB"; !strings.Contains(err.Error(), want) {
 		t.Errorf("message %q does not contain %q", err, want)
 	}
-	checkRemoved(t, sandboxCgroups(t, stdout))
+	checkRemoved(t, dirs)
 }
 
 func TestLimitsMemoryUnderLimit(t *testing.T) {
 	root := limitsRoot(t)
-	s := sh(root, cgroupScript+"x=a; for i in $(seq 10); do x=$x$x; done; echo ${#x}")
+	s := sh(root, "sleep 0.2; x=a; for i in $(seq 10); do x=$x$x; done; echo ${#x}")
 	s.Limits.MemoryBytes = 32 << 20
+	cgroups := watchCgroups(t)
 	stdout, _, err := run(t, context.Background(), s)
+	dirs := cgroups()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasSuffix(stdout, "1024\n") {
 		t.Errorf("stdout = %q", stdout)
 	}
-	checkRemoved(t, sandboxCgroups(t, stdout))
+	checkRemoved(t, dirs)
 }
 
 func TestLimitsPids(t *testing.T) {
@@ -92,10 +118,12 @@ func TestLimitsPids(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A bounded bomb: 200 sleepers, far over the limit.
-	s := sh(root, cgroupScript+"for i in $(seq 200); do sleep 4321 & done; wait")
+	s := sh(root, "sleep 0.2; for i in $(seq 200); do sleep 4321 & done; wait")
 	s.Limits.PidsLimit = 32
 	start := time.Now()
-	stdout, stderr, err := run(t, ctx, s)
+	cgroups := watchCgroups(t)
+	_, stderr, err := run(t, ctx, s)
+	dirs := cgroups()
 	var ee *sandbox.ExitError
 	if !errors.As(err, &ee) || ee.PidsLimit != 32 {
 		t.Fatalf("err = %#v (%v), want an *ExitError with PidsLimit 32\nstderr:\n%s", err, err, stderr)
@@ -106,7 +134,7 @@ func TestLimitsPids(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("took %v", d)
 	}
-	checkRemoved(t, sandboxCgroups(t, stdout))
+	checkRemoved(t, dirs)
 	checkNoProcess(t, "4321")
 }
 
@@ -116,19 +144,21 @@ func TestLimitsForkBomb(t *testing.T) {
 	defer cancel()
 	// The classic bomb never ends by itself; the limit keeps the machine
 	// alive until the context kills the sandbox.
-	s := sh(root, cgroupScript+"b() { b | b & }; b; sleep 1000")
+	s := sh(root, "sleep 0.2; b() { b | b & }; b; sleep 1000")
 	s.Limits.PidsLimit = 32
-	stdout, _, err := run(t, ctx, s)
+	cgroups := watchCgroups(t)
+	_, _, err := run(t, ctx, s)
+	dirs := cgroups()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the deadline", err)
 	}
-	checkRemoved(t, sandboxCgroups(t, stdout))
+	checkRemoved(t, dirs)
 	checkNoProcess(t, "1000")
 }
 
 func TestLimitsCPU(t *testing.T) {
 	root := limitsRoot(t)
-	s := sh(root, cgroupScript+"sleep 3")
+	s := sh(root, "echo ---; sleep 3")
 	s.Limits.CPUQuota, s.Limits.CPUPeriod = 50000, 200000
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -147,7 +177,7 @@ func TestLimitsCPU(t *testing.T) {
 		}
 		out = append(out, buf[:n]...)
 	}
-	dirs := sandboxCgroups(t, string(out))
+	dirs := sandbox.SandboxCgroupDirs()
 	var got []string
 	for _, d := range dirs {
 		for _, f := range []string{"cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us"} {
@@ -204,7 +234,7 @@ func TestFormatBytes(t *testing.T) {
 func TestSweepCgroups(t *testing.T) {
 	root := limitsRoot(t)
 	// A live sandbox's cgroup survives a sweep.
-	s := sh(root, cgroupScript+"sleep 2")
+	s := sh(root, "echo ---; sleep 2")
 	s.Limits.PidsLimit = 10
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -215,21 +245,35 @@ func TestSweepCgroups(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sandbox.Run(context.Background(), s); pw.Close() }()
 	buf := make([]byte, 4096)
-	n, _ := pr.Read(buf)
-	dirs := sandboxCgroups(t, string(buf[:n]))
-	// Make the live cgroup look old, and add a stale empty one beside it.
-	old := time.Now().Add(-time.Hour)
-	stale := filepath.Join(filepath.Dir(dirs[0]), "stale-test")
+	_, _ = pr.Read(buf)
+	dirs := sandbox.SandboxCgroupDirs()
+	if len(dirs) == 0 {
+		t.Fatal("the command runs in no sandbox cgroup")
+	}
+	// Beside it, the cgroup of a builder that is gone (pid 1 did not
+	// start at tick 0), with a process a killed build left running.
+	stale := filepath.Join(filepath.Dir(dirs[0]), "1-0-stale")
 	if err := os.Mkdir(stale, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range append(dirs, stale) {
-		if err := os.Chtimes(d, old, old); err != nil {
-			t.Fatal(err)
-		}
+	leftover := exec.Command("sleep", "999.4242")
+	if err := leftover.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- leftover.Wait() }()
+	if err := os.WriteFile(filepath.Join(stale, "cgroup.procs"), []byte(strconv.Itoa(leftover.Process.Pid)), 0o644); err != nil {
+		_ = leftover.Process.Kill()
+		t.Fatal(err)
 	}
 	if err := sandbox.SweepCgroups(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		_ = leftover.Process.Kill()
+		t.Error("the stale cgroup's process was not killed")
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		os.Remove(stale)

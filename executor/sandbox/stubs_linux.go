@@ -3,202 +3,316 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
+	"strconv"
+	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// prepared is the host-side state of one Run: the files bound over /etc and
-// the mount points created in the root, undone by cleanup.
-type prepared struct {
-	tmp            string
-	binds          []bind
-	proc, sys, dev string
-	mounts         []extraMount
-	scratch        string // where the init keeps the files of MountFile mounts
-	// stubs are the files and directories created in the root, in order.
-	stubs []string
-	// times are the times of the existing directories the stubs were
-	// created in, restored once the stubs are gone.
-	times map[string][2]unix.Timespec
-	order []string
+// maxSymlinks bounds the symbolic links followed while resolving one
+// mount point, as the kernel's own limit does.
+const maxSymlinks = 40
+
+// stubs are the mount points Run created in a root for a sandbox, removed
+// again once it has ended. Every operation on them goes through
+// descriptors: paths inside the root are resolved component by component
+// from a descriptor of the root, symbolic links resolved inside the root,
+// and on removal never followed at all (openat2 with RESOLVE_IN_ROOT and
+// RESOLVE_NO_SYMLINKS), so that what a step did to the root can never make
+// the host side touch a file outside it.
+type stubs struct {
+	root  *os.File
+	made  []stub
+	times []dirTimes
 }
 
-// prepare writes the /etc files outside the root and makes sure every mount
-// point exists inside it, resolved without leaving the root.
-func prepare(s Spec) (_ *prepared, err error) {
-	p := &prepared{times: map[string][2]unix.Timespec{}}
+// stub is one file or directory created in the root.
+type stub struct {
+	parent string // the parent's path inside the root, symlink-free
+	dev    uint64 // the parent's device and inode when the stub was made
+	ino    uint64
+	name   string
+	dir    bool
+}
+
+// dirTimes are the times of an existing directory the stubs were created
+// in, restored after they are removed.
+type dirTimes struct {
+	path     string // inside the root, symlink-free
+	dev, ino uint64
+	ts       [2]unix.Timespec
+}
+
+// createStubs makes sure that the destination of every mount in ms that
+// does not lie below an earlier one exists in root: a directory, or an
+// empty file for a bind mount of a file, with missing parents.
+func createStubs(root string, ms []specs.Mount) (_ *stubs, err error) {
+	f, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open root: %w", unwrapPath(err))
+	}
+	s := &stubs{root: f}
 	defer func() {
 		if err != nil {
-			_ = p.cleanup()
+			_ = s.remove()
 		}
 	}()
-	if p.tmp, err = os.MkdirTemp(s.TempDir, "mybuild-sandbox-"); err != nil {
-		return nil, fmt.Errorf("create sandbox files: %w", err)
-	}
-	hosts := s.Hosts
-	if hosts == nil {
-		hosts = []byte("127.0.0.1\tlocalhost " + s.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-		for _, h := range s.ExtraHosts {
-			hosts = append(hosts, h+"\n"...)
+	for i, m := range ms {
+		if nestedMount(ms[:i], m.Destination) {
+			continue // the runtime makes it, inside the mount above it
 		}
-	}
-	resolv := s.Resolv
-	if resolv == nil {
-		// Missing on the host means an empty file in the sandbox.
-		resolv, _ = os.ReadFile("/etc/resolv.conf")
-	}
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{"etc/hosts", hosts},
-		{"etc/resolv.conf", resolv},
-		{"etc/hostname", []byte(s.Hostname + "\n")},
-	}
-	for _, f := range files {
-		src := filepath.Join(p.tmp, filepath.Base(f.name))
-		if err := os.WriteFile(src, f.data, 0o644); err != nil {
-			return nil, fmt.Errorf("write /%s: %w", f.name, err)
-		}
-		target, err := p.mountPoint(s.Root, f.name, false)
+		dir, err := mountsDir(m)
 		if err != nil {
 			return nil, err
 		}
-		p.binds = append(p.binds, bind{Source: src, Target: target})
-	}
-	for _, d := range []struct {
-		name string
-		dst  *string
-	}{{"proc", &p.proc}, {"sys", &p.sys}, {"dev", &p.dev}} {
-		if *d.dst, err = p.mountPoint(s.Root, d.name, true); err != nil {
+		if err := s.ensure(m.Destination, dir); err != nil {
 			return nil, err
 		}
 	}
-	if len(s.Mounts) > 0 {
-		p.scratch = filepath.Join(p.tmp, "files")
-		if err := os.Mkdir(p.scratch, 0o700); err != nil {
-			return nil, fmt.Errorf("create sandbox files: %w", err)
-		}
-		if p.mounts, err = p.prepareMounts(s.Root, s.Mounts); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
+	return s, nil
 }
 
-// mountPoint resolves name inside root and creates it (a directory, or an
-// empty file) when it does not exist, remembering what it created.
-func (p *prepared) mountPoint(root, name string, dir bool) (string, error) {
-	root = filepath.Clean(root)
-	target, err := securejoin.SecureJoin(root, name)
-	if err != nil {
-		return "", fmt.Errorf("resolve /%s: %w", name, err)
-	}
-	if target == root {
-		return "", fmt.Errorf("prepare mount point /%s: resolves to the root directory", name)
-	}
-	fi, err := os.Lstat(target)
-	switch {
-	case err == nil && fi.IsDir() != dir:
-		return "", fmt.Errorf("prepare mount point /%s: wrong file type", name)
-	case err == nil:
-		return target, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("prepare mount point /%s: %w", name, unwrapPath(err))
-	}
-	// Create the missing parents one by one, outermost first.
-	var missing []string
-	for d := filepath.Dir(target); d != root && len(d) > len(root); d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-	}
-	parent := filepath.Dir(target)
-	if len(missing) > 0 {
-		parent = filepath.Dir(missing[len(missing)-1])
-	}
-	if err := p.saveTimes(parent); err != nil {
-		return "", fmt.Errorf("prepare mount point /%s: %w", name, err)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil {
-			return "", fmt.Errorf("prepare mount point /%s: %w", name, unwrapPath(err))
-		}
-		p.stubs = append(p.stubs, missing[i])
-	}
-	if dir {
-		err = os.Mkdir(target, 0o755)
-	} else {
-		var f *os.File
-		if f, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
-			err = f.Close()
+// nestedMount reports whether dest lies below the destination of one of
+// the mounts before.
+func nestedMount(before []specs.Mount, dest string) bool {
+	dest = path.Clean(dest)
+	for _, b := range before {
+		if strings.HasPrefix(dest, strings.TrimSuffix(path.Clean(b.Destination), "/")+"/") {
+			return true
 		}
 	}
-	if err != nil {
-		return "", fmt.Errorf("prepare mount point /%s: %w", name, unwrapPath(err))
-	}
-	p.stubs = append(p.stubs, target)
-	return target, nil
+	return false
 }
 
-func (p *prepared) saveTimes(dir string) error {
-	if _, ok := p.times[dir]; ok {
-		return nil
+// mountsDir reports whether mount m is mounted on a directory: everything
+// but the bind mount of something that is not a directory.
+func mountsDir(m specs.Mount) (bool, error) {
+	if m.Type != "bind" {
+		return true, nil
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
+	fi, err := os.Stat(m.Source)
+	if err != nil {
+		return false, fmt.Errorf("bind mount %s: %w", m.Destination, unwrapPath(err))
+	}
+	return fi.IsDir(), nil
+}
+
+// ensure resolves name inside the root, following symbolic links inside
+// it, and creates what is missing of it.
+func (s *stubs) ensure(name string, dir bool) error {
+	p := path.Clean("/" + name)
+	for range maxSymlinks {
+		next, err := s.walk(p, dir)
+		if err != nil {
+			return fmt.Errorf("prepare mount point %s: %w", name, err)
+		}
+		if next == "" {
+			return nil
+		}
+		p = next
+	}
+	return fmt.Errorf("prepare mount point %s: %w", name, unix.ELOOP)
+}
+
+// walk goes down p (clean, absolute, inside the root) from the root's
+// descriptor, creating missing components. It returns the path to restart
+// from when it meets a symbolic link, or "" when p exists.
+func (s *stubs) walk(p string, dir bool) (string, error) {
+	if p == "/" {
+		return "", errors.New("resolves to the root directory")
+	}
+	comps := strings.Split(p[1:], "/")
+	cur, err := dupFd(s.root)
+	if err != nil {
+		return "", err
+	}
+	defer func() { unix.Close(cur) }()
+	walked := "/"
+	for i, c := range comps {
+		last := i == len(comps)-1
+		var st unix.Stat_t
+		err := unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			if err := s.create(cur, walked, c, !last || dir); err != nil {
+				return "", err
+			}
+			if err := unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return "", err
+			}
+		case err != nil:
+			return "", err
+		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+			target, err := readlinkat(cur, c)
+			if err != nil {
+				return "", err
+			}
+			rest := strings.Join(comps[i+1:], "/")
+			if !path.IsAbs(target) {
+				target = path.Join(walked, target)
+			}
+			return path.Clean("/" + path.Join(target, rest)), nil
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if last {
+			if isDir != dir {
+				return "", errors.New("wrong file type")
+			}
+			return "", nil
+		}
+		if !isDir {
+			return "", unix.ENOTDIR
+		}
+		next, err := unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", err
+		}
+		unix.Close(cur)
+		cur = next
+		walked = path.Join(walked, c)
+	}
+	return "", nil
+}
+
+// create makes name (a directory, or an empty file) in the directory
+// parentFd at parent inside the root, and records it.
+func (s *stubs) create(parentFd int, parent, name string, dir bool) error {
+	var before, after unix.Stat_t
+	if err := unix.Fstat(parentFd, &before); err != nil {
 		return err
 	}
-	p.times[dir] = [2]unix.Timespec{st.Atim, st.Mtim}
-	p.order = append(p.order, dir)
+	if dir {
+		if err := unix.Mkdirat(parentFd, name, 0o755); err != nil {
+			return err
+		}
+	} else {
+		fd, err := unix.Openat(parentFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
+	}
+	// On an overlay the parent may have been copied up just now: its
+	// identity is taken after that.
+	if err := unix.Fstat(parentFd, &after); err != nil {
+		return err
+	}
+	s.saveTimes(parent, after.Dev, after.Ino, before)
+	s.made = append(s.made, stub{parent: parent, dev: after.Dev, ino: after.Ino, name: name, dir: dir})
 	return nil
 }
 
-// cleanup removes the stubs that are still empty, restores the times of the
-// directories they were created in, and removes the files outside the root.
-func (p *prepared) cleanup() error {
+// saveTimes remembers the times (from st, taken before the first stub
+// was made in it) of the directory at p, (dev, ino), unless it is itself
+// a stub or they are saved already.
+func (s *stubs) saveTimes(p string, dev, ino uint64, st unix.Stat_t) {
+	for _, t := range s.times {
+		if t.path == p {
+			return
+		}
+	}
+	for _, m := range s.made {
+		if path.Join(m.parent, m.name) == p {
+			return
+		}
+	}
+	s.times = append(s.times, dirTimes{path: p, dev: dev, ino: ino, ts: [2]unix.Timespec{st.Atim, st.Mtim}})
+}
+
+// remove deletes the stubs that are still what Run made (an empty file, an
+// empty directory) where Run made them, and restores the times of the
+// directories they were made in. A stub whose parent the step moved,
+// replaced or turned into a symbolic link is left where it is: it is part
+// of what the step did to the root.
+func (s *stubs) remove() error {
+	if s.root == nil {
+		return nil
+	}
+	defer s.root.Close()
 	var errs []error
-	for i := len(p.stubs) - 1; i >= 0; i-- {
-		stub := p.stubs[i]
-		fi, err := os.Lstat(stub)
-		if err != nil {
+	for i := len(s.made) - 1; i >= 0; i-- {
+		m := s.made[i]
+		fd, ok := s.openVerified(m.parent, m.dev, m.ino, unix.O_PATH)
+		if !ok {
 			continue
 		}
-		if fi.Mode().IsRegular() && fi.Size() != 0 {
-			continue // the command replaced it; keep its work
-		}
-		if err := os.Remove(stub); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// A directory the command filled up stays.
-			var errno unix.Errno
-			if !errors.As(err, &errno) || (errno != unix.ENOTEMPTY && errno != unix.EEXIST) {
-				errs = append(errs, fmt.Errorf("remove mount point: %w", unwrapPath(err)))
+		var st unix.Stat_t
+		err := unix.Fstatat(fd, m.name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case err != nil:
+		case m.dir && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			// A directory the step filled stays.
+			if err := unix.Unlinkat(fd, m.name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EBUSY) {
+				errs = append(errs, fmt.Errorf("remove mount point: %w", err))
+			}
+		case !m.dir && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0:
+			if err := unix.Unlinkat(fd, m.name, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) {
+				errs = append(errs, fmt.Errorf("remove mount point: %w", err))
 			}
 		}
+		unix.Close(fd)
 	}
-	for i := len(p.order) - 1; i >= 0; i-- {
-		dir := p.order[i]
-		ts := p.times[dir]
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, unix.ENOENT) {
+	for i := len(s.times) - 1; i >= 0; i-- {
+		t := s.times[i]
+		fd, ok := s.openVerified(t.path, t.dev, t.ino, unix.O_RDONLY)
+		if !ok {
+			continue
+		}
+		err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), t.ts[:], 0)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("restore directory times: %w", err))
 		}
-	}
-	if p.tmp != "" {
-		if err := os.RemoveAll(p.tmp); err != nil {
-			errs = append(errs, fmt.Errorf("remove sandbox files: %w", unwrapPath(err)))
-		}
+		unix.Close(fd)
 	}
 	return errors.Join(errs...)
+}
+
+// openVerified opens the directory at p inside the root without following
+// any symbolic link, and only when it is still the directory (dev, ino).
+func (s *stubs) openVerified(p string, dev, ino uint64, flags int) (int, bool) {
+	rel := strings.TrimPrefix(p, "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(int(s.root.Fd()), rel, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Dev != dev || st.Ino != ino {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+func dupFd(f *os.File) (int, error) {
+	return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
 }
 
 // unwrapPath drops the host path from a *fs.PathError so that it never
 // reaches the user.
 func unwrapPath(err error) error {
-	var pe *fs.PathError
+	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
 	}

@@ -21,8 +21,10 @@ var forbidden = map[string][]string{
 	"internal/store":  {mod + "executor", mod + "planner", mod + "snapshot", mod + "parser", mod + "cmd"},
 	"executor/copier": {mod + "executor", mod + "planner", mod + "internal/store", mod + "parser", mod + "cmd"},
 	"executor/users":  {mod},
-	"cache":           {mod},
-	"executor":        {mod + "cmd"},
+	// The sandbox knows nothing of Dockerfiles, images or layers.
+	"executor/sandbox": {mod},
+	"cache":            {mod},
+	"executor":         {mod + "cmd"},
 	// Fetching a remote context knows nothing of builds; it unpacks with
 	// executor/copier.
 	"internal/remotecontext": {mod + "planner", mod + "snapshot", mod + "internal/store", mod + "parser", mod + "cache", mod + "cmd"},

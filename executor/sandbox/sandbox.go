@@ -1,22 +1,19 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 )
 
-// InitArg is the first argument with which Run re-executes the current
-// binary. A main function (or TestMain) must call [Init] when os.Args[1]
-// equals it.
+// InitArg is the first argument with which the built-in runtime
+// re-executes the current binary. A main function (or TestMain) must call
+// [Init] when os.Args[1] equals it.
 const InitArg = "__mybuild_sandbox_init"
 
 // DefaultHostname is the hostname of a sandbox whose Spec.Hostname is empty.
@@ -50,6 +47,8 @@ type Spec struct {
 	// PATH of Env inside Root when it has no slash.
 	Args []string
 	// Env is the process's whole environment, as "KEY=value" entries.
+	// Without HOME, the process gets the home directory of its user in
+	// the root's /etc/passwd (or "/"), as runc sets it.
 	Env []string
 	// Cwd is the working directory inside Root; it must exist. Empty means "/".
 	Cwd string
@@ -61,6 +60,8 @@ type Spec struct {
 	Hostname string
 	// Network is NetworkHost (or empty) or NetworkNone.
 	Network string
+	// Security is SecuritySandbox (or empty) or SecurityInsecure.
+	Security string
 	// Stdout and Stderr receive the process's output; nil discards it.
 	// The process's standard input is /dev/null.
 	Stdout, Stderr io.Writer
@@ -71,12 +72,12 @@ type Spec struct {
 	// ExtraHosts are "IP\tNAME" lines appended to the default /etc/hosts
 	// (ignored when Hosts is set).
 	ExtraHosts []string
-	// DevFiles are files to create under the sandbox's /dev (a tmpfs, so
-	// they never reach the root filesystem), e.g. a RUN heredoc script at
-	// /dev/pipes/EOF.
+	// DevFiles are files shown read-only under the sandbox's /dev (a
+	// tmpfs, so they never reach the root filesystem), e.g. a RUN heredoc
+	// script at /dev/pipes/EOF.
 	DevFiles []DevFile
 	// Limits are the resource limits of the command and its descendants;
-	// the zero value sets none.
+	// the zero value sets none (the command still gets a cgroup).
 	Limits Limits
 	// Mounts are mounted over the root, outermost first; they vanish with
 	// the sandbox and leave nothing in Root.
@@ -85,11 +86,13 @@ type Spec struct {
 	// (/etc/hosts and the like) while it runs; empty means os.TempDir().
 	// A caller that may be killed passes a directory it sweeps later.
 	TempDir string
+	// Runtime executes the sandbox's OCI spec; nil is [Builtin].
+	Runtime Runtime
 }
 
-// DevFile is a file created in the sandbox's /dev before the command runs.
+// DevFile is a file shown in the sandbox's /dev.
 type DevFile struct {
-	// Name is the path below /dev, e.g. "pipes/EOF"; parents are created.
+	// Name is the path below /dev, e.g. "pipes/EOF".
 	Name string
 	Data []byte
 	Mode os.FileMode
@@ -112,66 +115,13 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("exit code %d", e.Code)
 }
 
-// initConfig is what Run sends to Init, as JSON on the spec pipe.
-type initConfig struct {
-	Root     string
-	Args     []string
-	Env      []string
-	Cwd      string
-	UID, GID uint32
-	Groups   []uint32
-	Hostname string
-	Network  string
-	// Binds maps host files to absolute, already resolved targets inside
-	// Root (which exist).
-	Binds []bind
-	// Proc, Sys and Dev are the resolved mount points inside Root.
-	Proc, Sys, Dev string
-	DevFiles       []DevFile
-	// Mounts are the extra mounts; Scratch is an empty host directory on
-	// which the init mounts the tmpfs holding the files of MountFile mounts.
-	Mounts  []extraMount
-	Scratch string
-	// Cgroup is where the command starts, nil for none.
-	Cgroup *initCgroup
-}
-
-type bind struct {
-	Source, Target string
-}
-
-// initResult is what Init reports back on the status pipe.
-type initResult struct {
-	Code     int
-	Err      string
-	NotFound bool
-}
-
-// Fixed descriptors of the pipes in the init process (cmd.ExtraFiles).
-const (
-	specFD   = 3
-	statusFD = 4
-)
-
-// Run runs the command described by s in a new sandbox and waits for it and
-// every process it started to end. A non-zero exit returns an *ExitError,
-// or an *OOMError (matching ErrOOM) when the out-of-memory killer killed a
-// process at s.Limits.MemoryBytes. Cancelling ctx kills the whole sandbox.
-// With limits set, the command runs in a cgroup of its own, removed when
-// it ends.
-func Run(ctx context.Context, s Spec) (err error) {
-	if len(s.Args) == 0 || s.Args[0] == "" {
-		return errors.New("run sandbox: empty command")
-	}
-	if s.Root == "" {
-		return errors.New("run sandbox: no root directory")
-	}
-	switch s.Network {
-	case "":
+// normalize fills in the defaults of s.
+func (s *Spec) normalize() {
+	if s.Network == "" {
 		s.Network = NetworkHost
-	case NetworkHost, NetworkNone:
-	default:
-		return fmt.Errorf("run sandbox: unknown network mode %q", s.Network)
+	}
+	if s.Security == "" {
+		s.Security = SecuritySandbox
 	}
 	if s.Hostname == "" {
 		s.Hostname = DefaultHostname
@@ -179,17 +129,61 @@ func Run(ctx context.Context, s Spec) (err error) {
 	if s.Cwd == "" {
 		s.Cwd = "/"
 	}
+}
+
+// validate checks what a spec can be made of.
+func (s Spec) validate() error {
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		return errors.New("run sandbox: empty command")
+	}
+	if s.Root == "" {
+		return errors.New("run sandbox: no root directory")
+	}
+	switch s.Network {
+	case "", NetworkHost, NetworkNone:
+	default:
+		return fmt.Errorf("run sandbox: unknown network mode %q", s.Network)
+	}
+	switch s.Security {
+	case "", SecuritySandbox, SecurityInsecure:
+	default:
+		return fmt.Errorf("run sandbox: unknown security mode %q", s.Security)
+	}
 	if err := s.Limits.validate(); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
 	if err := validateMounts(s.Mounts); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
+	return nil
+}
+
+// Run runs the command described by s in a new sandbox and waits for it and
+// every process it started to end. A non-zero exit returns an *ExitError,
+// or an *OOMError (matching ErrOOM) when the out-of-memory killer killed a
+// process at s.Limits.MemoryBytes. Cancelling ctx kills the whole sandbox.
+//
+// Run writes the sandbox's files outside the root, makes the command's
+// cgroup, turns s into an OCI runtime spec ([GenerateSpec]), creates the
+// mount points that the root lacks, has s.Runtime execute the spec, and
+// then undoes all of it: the root is left as the command left it.
+func Run(ctx context.Context, s Spec) (err error) {
+	s.normalize()
+	if err := s.validate(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
-
-	p, err := prepare(s)
+	rt := s.Runtime
+	if rt == nil {
+		rt = defaultBuiltin
+	}
+	id, err := sandboxID()
+	if err != nil {
+		return err
+	}
+	p, err := prepare(s, rt.needsNetNS())
 	if err != nil {
 		return err
 	}
@@ -198,19 +192,7 @@ func Run(ctx context.Context, s Spec) (err error) {
 			err = cerr
 		}
 	}()
-
-	cfg := initConfig{
-		Root: s.Root, Args: s.Args, Env: s.Env, Cwd: s.Cwd,
-		UID: s.UID, GID: s.GID, Groups: s.Groups,
-		Hostname: s.Hostname, Network: s.Network,
-		Binds: p.binds, Proc: p.proc, Sys: p.sys, Dev: p.dev,
-		DevFiles: s.DevFiles,
-		Mounts:   p.mounts, Scratch: p.scratch,
-	}
-	if !s.Limits.any() {
-		return start(ctx, s, cfg)
-	}
-	cg, err := newCgroup(s.Limits)
+	cg, err := newCgroup(id, s.Limits, deviceRules(s.Security))
 	if err != nil {
 		return fmt.Errorf("run sandbox: %w", err)
 	}
@@ -219,80 +201,60 @@ func Run(ctx context.Context, s Spec) (err error) {
 			err = derr
 		}
 	}()
-	cfg.Cgroup = cg.placement()
-	return cg.annotate(start(ctx, s, cfg))
+	p.paths.CgroupsPath = cg.specPath
+	spec, err := GenerateSpec(s, p.paths)
+	if err != nil {
+		return err
+	}
+	stubs, err := createStubs(s.Root, spec.Mounts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := stubs.remove(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	c := &container{id: id, spec: spec, stdout: s.Stdout, stderr: s.Stderr, dir: p.tmp, cgroup: cg}
+	err = cg.annotate(rt.run(ctx, c))
+	if derr := rt.delete(c); derr != nil && err == nil {
+		err = derr
+	}
+	return err
 }
 
-// start re-executes the binary as the sandbox's init and waits for it.
-func start(ctx context.Context, s Spec, cfg initConfig) error {
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("encode sandbox config: %w", err)
+// sandboxID names a sandbox: its cgroup and its runtime state. It starts
+// with the builder's pid and start time, so that a sweep can tell the
+// cgroups of dead builders from those of running ones.
+func sandboxID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("create sandbox id: %w", err)
 	}
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("create pipe: %w", err)
-	}
-	defer specR.Close()
-	defer specW.Close()
-	statR, statW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("create pipe: %w", err)
-	}
-	defer statR.Close()
-	defer statW.Close()
+	return fmt.Sprintf("%d-%s-%s", os.Getpid(), selfStartTime(), hex.EncodeToString(b)), nil
+}
 
-	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if cfg.Network == NetworkNone {
-		flags |= syscall.CLONE_NEWNET
-	}
-	cmd := exec.CommandContext(ctx, "/proc/self/exe", InitArg)
-	cmd.Env = []string{}
-	cmd.Dir = "/"
-	cmd.Stdout = s.Stdout
-	cmd.Stderr = s.Stderr
-	cmd.ExtraFiles = []*os.File{specR, statW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: flags,
-		Pdeathsig:  syscall.SIGKILL,
-	}
-	// The pid namespace dies with its init, so nothing can keep the output
-	// pipes open for long; this only bounds a pathological case.
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sandbox: %w", err)
-	}
-	specR.Close()
-	statW.Close()
-	// A failed write means the init died early; Wait tells why.
-	_, _ = specW.Write(data)
-	specW.Close()
+// selfStartTime is this process's start time in clock ticks after boot
+// (field 22 of /proc/self/stat), or "0" when it cannot be read.
+func selfStartTime() string {
+	return startTime("self")
+}
 
-	var status bytes.Buffer
-	_, rerr := io.Copy(&status, statR)
-	werr := cmd.Wait()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("run sandbox: %w", err)
+func startTime(pid string) string {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "0"
 	}
-	if rerr != nil {
-		return fmt.Errorf("read sandbox status: %w", rerr)
+	// The command name (field 2) may hold spaces; fields count after it.
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
 	}
-	var res initResult
-	if status.Len() == 0 || json.Unmarshal(status.Bytes(), &res) != nil {
-		if werr == nil {
-			werr = errors.New("no status reported")
-		}
-		return fmt.Errorf("run sandbox init: %w", werr)
+	f := strings.Fields(s)
+	if len(f) < 20 {
+		return "0"
 	}
-	switch {
-	case res.NotFound:
-		return fmt.Errorf("run %s: %w", cfg.Args[0], ErrNotFound)
-	case res.Err != "":
-		return errors.New(res.Err)
-	case res.Code != 0:
-		return &ExitError{Code: res.Code}
-	}
-	return nil
+	return f[19]
 }
 
 // lookPath finds the executable file name in the directories of the PATH

@@ -1,0 +1,267 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Builtin is mybuild's own runtime. It starts a copy of the running binary
+// (sealed in memory, so that no step can reach the binary on the host
+// through /proc/PID/exe) as the sandbox's init in new namespaces, puts it
+// in the sandbox's cgroup, and sends it the spec; the init sets up the
+// mounts, devices, user, capabilities, session keyring and seccomp filter
+// and then executes the command in its own place, as runc's init does:
+// the command is pid 1 of its pid namespace and nothing of the builder is
+// left inside. The zero value is ready to use and may be shared.
+type Builtin struct {
+	exeOnce sync.Once
+	exe     *os.File
+	exeErr  error
+
+	mu      sync.Mutex
+	filters map[[32]byte][]byte // compiled seccomp programs, by profile
+}
+
+// defaultBuiltin is the runtime of a Spec without one.
+var defaultBuiltin = &Builtin{}
+
+// Name implements Runtime.
+func (b *Builtin) Name() string { return "builtin" }
+
+func (b *Builtin) needsNetNS() bool        { return false }
+func (b *Builtin) delete(*container) error { return nil }
+
+// initConfig is what the built-in runtime sends to Init, as JSON on the
+// spec pipe.
+type initConfig struct {
+	Spec *specs.Spec
+	// Seccomp is the compiled filter (struct sock_filter array) of
+	// Spec.Linux.Seccomp, loaded just before the command starts.
+	Seccomp      []byte
+	SeccompFlags uint
+}
+
+// initResult is what Init reports back on the status pipe when it could
+// not start the command; a command that starts closes the pipe unwritten.
+type initResult struct {
+	Err      string
+	NotFound bool
+}
+
+// Fixed descriptors of the pipes in the init process (cmd.ExtraFiles).
+const (
+	specFD   = 3
+	statusFD = 4
+)
+
+func (b *Builtin) run(ctx context.Context, c *container) error {
+	exe, err := b.executable()
+	if err != nil {
+		return err
+	}
+	cfg := initConfig{Spec: c.spec}
+	if sc := c.spec.Linux.Seccomp; sc != nil {
+		if cfg.Seccomp, cfg.SeccompFlags, err = b.seccompFilter(sc); err != nil {
+			return err
+		}
+	}
+	flags, err := cloneFlags(c.spec)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode sandbox config: %w", err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create pipe: %w", err)
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create pipe: %w", err)
+	}
+	defer statR.Close()
+	defer statW.Close()
+
+	cmd := exec.CommandContext(ctx, exe, InitArg)
+	cmd.Args[0] = "mybuild-init"
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.Stdout = c.stdout
+	cmd.Stderr = c.stderr
+	cmd.ExtraFiles = []*os.File{specR, statW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	// The pid namespace dies with its pid 1, so nothing can keep the
+	// output pipes open for long; this only bounds a pathological case.
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	specR.Close()
+	statW.Close()
+	// The init waits for its config, so it is in the cgroup before it
+	// does anything else.
+	if err := c.cgroup.place(cmd.Process.Pid); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("run sandbox: %w", err)
+	}
+	// A failed write means the init died early; Wait tells why.
+	_, _ = specW.Write(data)
+	specW.Close()
+
+	var status bytes.Buffer
+	_, rerr := io.Copy(&status, statR)
+	werr := cmd.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("run sandbox: %w", err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("read sandbox status: %w", rerr)
+	}
+	if status.Len() > 0 {
+		var res initResult
+		if err := json.Unmarshal(status.Bytes(), &res); err != nil {
+			return fmt.Errorf("run sandbox init: bad status %q", status.Bytes())
+		}
+		if res.NotFound {
+			return fmt.Errorf("run %s: %w", c.spec.Process.Args[0], ErrNotFound)
+		}
+		return errors.New(res.Err)
+	}
+	return exitStatus(cmd.ProcessState, werr)
+}
+
+// exitStatus turns how the command ended into nil or an *ExitError.
+func exitStatus(ps *os.ProcessState, werr error) error {
+	if ps == nil {
+		return fmt.Errorf("run sandbox: %w", werr)
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return fmt.Errorf("run sandbox: %w", werr)
+	case ws.Signaled():
+		return &ExitError{Code: 128 + int(ws.Signal())}
+	case ws.ExitStatus() != 0:
+		return &ExitError{Code: ws.ExitStatus()}
+	}
+	return nil
+}
+
+// cloneFlags are the namespaces the init is started in. The cgroup
+// namespace is made by the init itself, once it is in its cgroup.
+func cloneFlags(spec *specs.Spec) (uintptr, error) {
+	var flags uintptr
+	for _, ns := range spec.Linux.Namespaces {
+		var f uintptr
+		switch ns.Type {
+		case specs.PIDNamespace:
+			f = unix.CLONE_NEWPID
+		case specs.IPCNamespace:
+			f = unix.CLONE_NEWIPC
+		case specs.UTSNamespace:
+			f = unix.CLONE_NEWUTS
+		case specs.MountNamespace:
+			f = unix.CLONE_NEWNS
+		case specs.NetworkNamespace:
+			f = unix.CLONE_NEWNET
+		case specs.CgroupNamespace:
+			continue
+		default:
+			return 0, fmt.Errorf("run sandbox: %s namespace not supported", ns.Type)
+		}
+		if ns.Path != "" {
+			if ns.Type != specs.NetworkNamespace {
+				return 0, fmt.Errorf("run sandbox: joining a %s namespace is not supported", ns.Type)
+			}
+			continue // the init joins it
+		}
+		flags |= f
+	}
+	if flags&unix.CLONE_NEWNS == 0 || flags&unix.CLONE_NEWPID == 0 {
+		return 0, errors.New("run sandbox: new mount and pid namespaces are required")
+	}
+	return flags, nil
+}
+
+// executable returns the path by which to start the init: a sealed
+// in-memory copy of the running binary (as runc protects itself since
+// CVE-2019-5736), so that a step that gets to run the binary cannot
+// open it for writing through /proc/PID/exe. Where memfds are not
+// available it is the binary itself.
+func (b *Builtin) executable() (string, error) {
+	b.exeOnce.Do(func() { b.exe, b.exeErr = sealedCopy("/proc/self/exe") })
+	if b.exeErr != nil {
+		return "", b.exeErr
+	}
+	return "/proc/self/fd/" + strconv.Itoa(int(b.exe.Fd())), nil
+}
+
+// sealedCopy copies the file at p into a sealed memfd.
+func sealedCopy(p string) (*os.File, error) {
+	src, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("open own binary: %w", err)
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("mybuild-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("copy own binary: %w", err)
+	}
+	dst := os.NewFile(uintptr(fd), "mybuild-init")
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return nil, fmt.Errorf("copy own binary: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(dst.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		dst.Close()
+		return nil, fmt.Errorf("seal own binary: %w", err)
+	}
+	return dst, nil
+}
+
+// seccompFilter compiles sc (once per profile) into a BPF program.
+func (b *Builtin) seccompFilter(sc *specs.LinuxSeccomp) ([]byte, uint, error) {
+	flags, err := seccompFlags(sc.Flags)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := json.Marshal(sc)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode seccomp profile: %w", err)
+	}
+	key := sha256.Sum256(data)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if prog, ok := b.filters[key]; ok {
+		return prog, flags, nil
+	}
+	prog, err := compileSeccomp(sc)
+	if err != nil {
+		return nil, 0, err
+	}
+	if b.filters == nil {
+		b.filters = map[[32]byte][]byte{}
+	}
+	b.filters[key] = prog
+	return prog, flags, nil
+}
