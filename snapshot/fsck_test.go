@@ -23,6 +23,9 @@ func checkKinds(t *testing.T, s *Store, o CheckOptions) []string {
 	var out []string
 	for _, f := range fs {
 		k := f.Kind + " " + f.Path
+		if f.Leftover {
+			k += " leftover"
+		}
 		if f.Repaired {
 			k += " repaired"
 		}
@@ -56,6 +59,11 @@ func TestCheck(t *testing.T) {
 	writeFile(t, filepath.Join(filepath.Dir(orphan.Dir), "owner"), dead+"\n", 0o600)
 	orphanID := filepath.Base(filepath.Dir(orphan.Dir))
 	must(t, os.Mkdir(s.path("tmp", dead+"-123"), 0o700))
+	// What a build killed in a mount namespace of its own leaves: the
+	// directories, no mount.
+	must(t, os.MkdirAll(s.path("mounts", "unmounted", "upper"), 0o755))
+	must(t, os.Mkdir(s.path("mounts", "unmounted", "merged"), 0o755))
+	writeFile(t, s.path("mounts", "unmounted", "owner"), dead+"\n", 0o600)
 	must(t, os.Symlink("/nonexistent/layer", s.path("l", "dangling")))
 	must(t, os.Mkdir(s.path("layers", "junk"), 0o700))
 	stray := s.path("empty", "stray")
@@ -66,8 +74,9 @@ func TestCheck(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(stray, unix.MNT_DETACH) })
 
 	want := []string{
-		"leftover-mount mounts/" + orphanID,
-		"leftover-temp tmp/" + dead + "-123",
+		"leftover-mount mounts/" + orphanID, // still mounted: a problem
+		"leftover-mount mounts/unmounted leftover",
+		"leftover-temp tmp/" + dead + "-123 leftover",
 		"stray-mount empty/stray",
 		"dangling-link l/dangling",
 		"stray-layer layers/junk",
@@ -118,3 +127,4 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
