@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -128,3 +129,33 @@ func TestUnescapeMountinfo(t *testing.T) {
 	}
 }
 
+// TestCheckZombieOwner: a process that died but is not reaped yet (a
+// build killed after its parent, waiting for init) owns nothing; one that
+// runs keeps its mount directory.
+func TestCheckZombieOwner(t *testing.T) {
+	s := newStore(t)
+	sleeper := exec.Command("sleep", "60")
+	must(t, sleeper.Start())
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	zombie := exec.Command("true")
+	must(t, zombie.Start())
+	t.Cleanup(func() { zombie.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, running, err := processOwner(zombie.Process.Pid); err == nil && !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("true did not exit")
+		}
+	}
+	for name, p := range map[string]*os.Process{"live": sleeper.Process, "zombie": zombie.Process} {
+		owner, _, err := processOwner(p.Pid)
+		must(t, err)
+		must(t, os.MkdirAll(s.path("mounts", name, "merged"), 0o755))
+		writeFile(t, s.path("mounts", name, "owner"), owner+"\n", 0o600)
+	}
+	want := []string{"leftover-mount mounts/zombie leftover"}
+	if diff := cmp.Diff(want, checkKinds(t, s, CheckOptions{})); diff != "" {
+		t.Errorf("check (-want +got):\n%s", diff)
+	}
+}
