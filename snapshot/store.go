@@ -232,7 +232,10 @@ func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
 // Sweep removes what dead processes left: it unmounts and deletes their
 // mounts and deletes their unfinished layers, and drops short links whose
 // layer is gone. Call it at start-up; the mounts of live processes,
-// including this one, are left alone.
+// including this one, are left alone. Called in a mount namespace of its
+// own, it still clears a mount a dead process left in another: the
+// unmount reaches only this namespace's copy, but removing the mount point
+// detaches it everywhere.
 func (s *Store) Sweep() error {
 	var errs []error
 	mounts, err := os.ReadDir(s.path("mounts"))
