@@ -71,8 +71,9 @@ type Config struct {
 	Contexts map[string]string
 	// MountsDir keeps what RUN --mount needs beyond a step: the cache
 	// mounts (under CacheMountsDir), which outlive the build, and
-	// throwaway copies. Empty: a temporary directory, removed after the
-	// build.
+	// throwaway copies. Builds share it; one that starts while no other
+	// uses it removes what dead ones left (see [MountsLeftovers]).
+	// Empty: a temporary directory, removed after the build.
 	MountsDir string
 	// Secrets are what RUN --mount=type=secret can show, by id.
 	Secrets map[string]Secret
@@ -120,6 +121,13 @@ func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error
 		return nil, errors.New("executor: Store and Snapshots are required")
 	}
 	b := &build{cfg: c, results: make(map[int]*state), started: time.Now().UTC()}
+	if c.MountsDir != "" {
+		release, err := b.holdMountsDir(ctx, c.MountsDir)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	b.fetches.tempDir = c.Store.TempDir
 	defer b.releaseMounts()
 	defer b.fetches.cleanup()

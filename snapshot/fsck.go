@@ -16,14 +16,17 @@ import (
 
 // Kinds of [Finding].
 const (
-	// KindLeftoverMount: a mount directory of a process that died,
-	// perhaps still mounted. Repair unmounts and removes it.
+	// KindLeftoverMount: a mount directory of a process that died. It is
+	// a leftover, which the next build's [Store.Sweep] removes, unless it
+	// is still mounted here (left by a build that mounted outside a mount
+	// namespace of its own). Repair unmounts and removes it.
 	KindLeftoverMount = "leftover-mount"
 	// KindStrayMount: a filesystem mounted under the store root that no
 	// live mount of the store accounts for. Repair unmounts it.
 	KindStrayMount = "stray-mount"
-	// KindLeftoverTemp: a half-made layer or mount of a process that died.
-	// Repair removes it.
+	// KindLeftoverTemp: a half-made layer or mount of a process that died:
+	// a leftover, unless something is still mounted in it. Repair removes
+	// it.
 	KindLeftoverTemp = "leftover-temp"
 	// KindDanglingLink: a short link in l/ whose layer is gone. Repair
 	// removes it.
@@ -57,7 +60,10 @@ type Finding struct {
 	// that could be freed: Size bytes.
 	Reclaimable bool
 	Size        int64
-	Repaired    bool
+	// Leftover is set for what a process that died left and the next
+	// [Store.Sweep] removes: no problem for the store either.
+	Leftover bool
+	Repaired bool
 }
 
 func (f Finding) String() string {
@@ -98,9 +104,10 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) ([]Finding, error) {
 		if live {
 			continue
 		}
-		f := Finding{Kind: KindLeftoverMount, Path: filepath.Join("mounts", e.Name()), Detail: "left by a process that died"}
+		f := Finding{Kind: KindLeftoverMount, Path: filepath.Join("mounts", e.Name()), Detail: "left by a process that died", Leftover: true}
 		if isMounted(mounted, filepath.Join(dir, "merged")) {
 			f.Detail += ", still mounted"
+			f.Leftover = false
 		}
 		if o.Repair {
 			if err := unmount(filepath.Join(dir, "merged"), true); err != nil {
@@ -129,7 +136,11 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) ([]Finding, error) {
 			}
 			continue
 		}
-		f := Finding{Kind: KindLeftoverTemp, Path: filepath.Join("tmp", e.Name()), Detail: "left by a process that died"}
+		f := Finding{Kind: KindLeftoverTemp, Path: filepath.Join("tmp", e.Name()), Detail: "left by a process that died", Leftover: true}
+		if isMounted(mounted, filepath.Join(dir, "merged")) {
+			f.Detail += ", still mounted"
+			f.Leftover = false
+		}
 		if o.Repair {
 			unmount(filepath.Join(dir, "merged"), true) // a probe's mount, if any
 			if err := removeMountDir(dir); err != nil {

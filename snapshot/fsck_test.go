@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,6 +24,9 @@ func checkKinds(t *testing.T, s *Store, o CheckOptions) []string {
 	var out []string
 	for _, f := range fs {
 		k := f.Kind + " " + f.Path
+		if f.Leftover {
+			k += " leftover"
+		}
 		if f.Repaired {
 			k += " repaired"
 		}
@@ -56,6 +60,11 @@ func TestCheck(t *testing.T) {
 	writeFile(t, filepath.Join(filepath.Dir(orphan.Dir), "owner"), dead+"\n", 0o600)
 	orphanID := filepath.Base(filepath.Dir(orphan.Dir))
 	must(t, os.Mkdir(s.path("tmp", dead+"-123"), 0o700))
+	// What a build killed in a mount namespace of its own leaves: the
+	// directories, no mount.
+	must(t, os.MkdirAll(s.path("mounts", "unmounted", "upper"), 0o755))
+	must(t, os.Mkdir(s.path("mounts", "unmounted", "merged"), 0o755))
+	writeFile(t, s.path("mounts", "unmounted", "owner"), dead+"\n", 0o600)
 	must(t, os.Symlink("/nonexistent/layer", s.path("l", "dangling")))
 	must(t, os.Mkdir(s.path("layers", "junk"), 0o700))
 	stray := s.path("empty", "stray")
@@ -66,8 +75,9 @@ func TestCheck(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(stray, unix.MNT_DETACH) })
 
 	want := []string{
-		"leftover-mount mounts/" + orphanID,
-		"leftover-temp tmp/" + dead + "-123",
+		"leftover-mount mounts/" + orphanID, // still mounted: a problem
+		"leftover-mount mounts/unmounted leftover",
+		"leftover-temp tmp/" + dead + "-123 leftover",
 		"stray-mount empty/stray",
 		"dangling-link l/dangling",
 		"stray-layer layers/junk",
@@ -116,5 +126,36 @@ func TestUnescapeMountinfo(t *testing.T) {
 		if got := unescapeMountinfo(in); got != want {
 			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCheckZombieOwner: a process that died but is not reaped yet (a
+// build killed after its parent, waiting for init) owns nothing; one that
+// runs keeps its mount directory.
+func TestCheckZombieOwner(t *testing.T) {
+	s := newStore(t)
+	sleeper := exec.Command("sleep", "60")
+	must(t, sleeper.Start())
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	zombie := exec.Command("true")
+	must(t, zombie.Start())
+	t.Cleanup(func() { zombie.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, running, err := processOwner(zombie.Process.Pid); err == nil && !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("true did not exit")
+		}
+	}
+	for name, p := range map[string]*os.Process{"live": sleeper.Process, "zombie": zombie.Process} {
+		owner, _, err := processOwner(p.Pid)
+		must(t, err)
+		must(t, os.MkdirAll(s.path("mounts", name, "merged"), 0o755))
+		writeFile(t, s.path("mounts", name, "owner"), owner+"\n", 0o600)
+	}
+	want := []string{"leftover-mount mounts/zombie leftover"}
+	if diff := cmp.Diff(want, checkKinds(t, s, CheckOptions{})); diff != "" {
+		t.Errorf("check (-want +got):\n%s", diff)
 	}
 }

@@ -46,7 +46,7 @@ func New(root string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	owner, err := processOwner(os.Getpid())
+	owner, _, err := processOwner(os.Getpid())
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
@@ -232,7 +232,10 @@ func (s *Store) Commit(m *Mount, diffID v1.Hash) (string, error) {
 // Sweep removes what dead processes left: it unmounts and deletes their
 // mounts and deletes their unfinished layers, and drops short links whose
 // layer is gone. Call it at start-up; the mounts of live processes,
-// including this one, are left alone.
+// including this one, are left alone. Called in a mount namespace of its
+// own, it still clears a mount a dead process left in another: the
+// unmount reaches only this namespace's copy, but removing the mount point
+// detaches it everywhere.
 func (s *Store) Sweep() error {
 	var errs []error
 	mounts, err := os.ReadDir(s.path("mounts"))
@@ -292,7 +295,9 @@ func (s *Store) tempDir() (string, error) {
 }
 
 // alive reports whether the process recorded as owner ("<pid>.<start
-// time>") still runs. When in doubt it says yes.
+// time>") still runs. A zombie does not: it holds nothing any more, and a
+// build killed after its parent (see package mountns) stays one until
+// init reaps it. When in doubt it says yes.
 func (s *Store) alive(owner string) bool {
 	if owner == s.owner {
 		return true
@@ -302,32 +307,34 @@ func (s *Store) alive(owner string) bool {
 	if !ok || err != nil || pid <= 0 {
 		return false
 	}
-	cur, err := processOwner(pid)
+	cur, running, err := processOwner(pid)
 	if errors.Is(err, os.ErrNotExist) {
 		return false
 	}
 	if err != nil {
 		return true
 	}
-	return cur == owner
+	return cur == owner && running
 }
 
 // processOwner identifies a process by its pid and start time (field 22 of
-// /proc/PID/stat), which tells a pid's reuse apart.
-func processOwner(pid int) (string, error) {
+// /proc/PID/stat), which tells a pid's reuse apart, and reports whether it
+// runs still rather than waits, dead, to be reaped (state Z or X).
+func processOwner(pid int) (owner string, running bool, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
+		return "", false, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(string(b[i+1:]))
 	if len(fields) < 20 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
+		return "", false, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
-	return strconv.Itoa(pid) + "." + fields[19], nil
+	running = fields[0] != "Z" && fields[0] != "X"
+	return strconv.Itoa(pid) + "." + fields[19], running, nil
 }
 
 func isExist(err error) bool {

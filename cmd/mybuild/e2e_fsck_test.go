@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +42,18 @@ func (e *env) fsckRun(args ...string) (fsckResult, int) {
 func problems(res fsckResult) []string {
 	var out []string
 	for _, f := range res.Findings {
-		if !f.Reclaimable {
+		if !f.Reclaimable && !f.Leftover {
+			out = append(out, f.Kind+" "+f.Object)
+		}
+	}
+	return out
+}
+
+// leftovers lists the findings that dead builds left, as "kind object".
+func leftovers(res fsckResult) []string {
+	var out []string
+	for _, f := range res.Findings {
+		if f.Leftover {
 			out = append(out, f.Kind+" "+f.Object)
 		}
 	}
@@ -51,8 +63,8 @@ func problems(res fsckResult) []string {
 func (e *env) mustBeClean() {
 	e.t.Helper()
 	res, code := e.fsckRun()
-	if code != 0 || res.Problems != 0 {
-		e.t.Fatalf("fsck: exit %d, problems %q", code, problems(res))
+	if code != 0 || res.Problems != 0 || res.Leftovers != 0 {
+		e.t.Fatalf("fsck: exit %d, problems %q, leftovers %q", code, problems(res), leftovers(res))
 	}
 	r := e.mustRun("fsck")
 	if !strings.Contains(r.stdout, "fsck: no problems") {
@@ -123,31 +135,34 @@ func TestFsckRepairsLeftovers(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(filepath.Join(mdir, "merged"), unix.MNT_DETACH) })
 	noErr(t, os.MkdirAll(filepath.Join(e.root, "snapshots", "tmp", dead+"-42", "usr"), 0o755))
+	// A RUN --mount copy of the context.
+	noErr(t, os.MkdirAll(filepath.Join(e.root, "mounts", "tmp", "m-crashed", "src"), 0o755))
 	noErr(t, os.Symlink(filepath.Join(e.root, "snapshots", "layers", "gone"), filepath.Join(e.root, "snapshots", "l", "abcdefghijkl")))
 
 	res, code := e.fsckRun()
 	if code != 1 {
 		t.Errorf("fsck of a damaged store: exit %d, want 1", code)
 	}
-	want := map[string]bool{
-		"missing-blob ":                               false, // app2's manifest
-		"missing-manifest " + ghost.String():          false,
-		"temp-file tmp/.mybuild-tmp-crashed":          false,
-		"leftover-mount snapshots/mounts/dead1":       false,
-		"leftover-temp snapshots/tmp/" + dead + "-42": false,
-		"dangling-link snapshots/l/abcdefghijkl":      false,
+	// Still mounted on the host, the dead build's mount is a problem; the
+	// directories dead builds left are leftovers, which are not.
+	wantProblems := []string{
+		"missing-blob ", // app2's manifest
+		"missing-manifest " + ghost.String(),
+		"leftover-mount snapshots/mounts/dead1",
+		"dangling-link snapshots/l/abcdefghijkl",
 	}
-	for _, p := range problems(res) {
-		for w := range want {
-			if strings.HasPrefix(p, w) {
-				want[w] = true
-			}
+	wantLeftovers := []string{
+		"temp-file tmp/.mybuild-tmp-crashed",
+		"leftover-temp mounts/tmp/m-crashed",
+		"leftover-temp snapshots/tmp/" + dead + "-42",
+	}
+	for _, w := range wantProblems {
+		if !slices.ContainsFunc(problems(res), func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("fsck did not report the problem %q; got %q", w, problems(res))
 		}
 	}
-	for w, found := range want {
-		if !found {
-			t.Errorf("fsck did not report %q; got %q", w, problems(res))
-		}
+	if got := leftovers(res); !slices.Equal(got, wantLeftovers) || res.Leftovers != len(wantLeftovers) {
+		t.Errorf("fsck leftovers %q (%d), want %q", got, res.Leftovers, wantLeftovers)
 	}
 	for _, f := range res.Findings {
 		if f.Kind == store.KindMissingBlob && (len(f.Images) != 1 || f.Images[0] != "app2:latest") {
@@ -165,6 +180,11 @@ func TestFsckRepairsLeftovers(t *testing.T) {
 	res, code = e.fsckRun("--repair")
 	if code != 0 || res.Repaired != res.Problems {
 		t.Errorf("fsck --repair: exit %d, %d of %d repaired: %+v", code, res.Repaired, res.Problems, res.Findings)
+	}
+	for _, f := range res.Findings {
+		if f.Leftover && !f.Repaired {
+			t.Errorf("fsck --repair left %s %s", f.Kind, f.Object)
+		}
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(filepath.Join(mdir, "merged"), &st); err == nil && st.Type == unix.TMPFS_MAGIC {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mybuild/mybuild/cache"
+	"github.com/mybuild/mybuild/executor"
 	"github.com/mybuild/mybuild/internal/store"
 	"github.com/mybuild/mybuild/snapshot"
 )
@@ -24,15 +25,21 @@ type fsckFinding struct {
 	Images      []string `json:"images,omitempty"`
 	Reclaimable bool     `json:"reclaimable,omitempty"`
 	Size        int64    `json:"size,omitempty"`
-	Repaired    bool     `json:"repaired"`
+	// Leftover marks what a dead build left and the next build sweeps:
+	// no problem.
+	Leftover bool `json:"leftover,omitempty"`
+	Repaired bool `json:"repaired"`
 }
 
 // fsckResult is the whole of `mybuild fsck --json`.
 type fsckResult struct {
-	Findings    []fsckFinding `json:"findings"`
-	Problems    int           `json:"problems"`
-	Repaired    int           `json:"repaired"`
-	Reclaimable int64         `json:"reclaimable"`
+	Findings []fsckFinding `json:"findings"`
+	Problems int           `json:"problems"`
+	Repaired int           `json:"repaired"` // problems repaired
+	// Leftovers counts the findings left by dead builds (removed, with
+	// --repair), which are no problem.
+	Leftovers   int   `json:"leftovers"`
+	Reclaimable int64 `json:"reclaimable"`
 }
 
 // cmdFsck verifies the store, the step cache and the snapshots.
@@ -41,7 +48,7 @@ func cmdFsck(ctx context.Context, g *globals, args []string) error {
 	repair := fs.Bool("repair", false, "remove what dead builds left, corrupt blobs no image uses, broken index entries and dangling cache records")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	ok, err := parseFlags(g, fs, "fsck [OPTIONS]",
-		"Verify the store: every blob's digest, every image's manifest, config and\nlayers, every cached step result's layer, and no temp files, mounts or\nsnapshot directories left by dead builds. Exits 1 when it finds a problem\n(with --repair: one it could not repair).", args)
+		"Verify the store: every blob's digest, every image's manifest, config and\nlayers, every cached step result's layer, and no mounts left on the host.\nWhat dead builds left (temp files, snapshot and RUN --mount directories) is\nlisted as leftovers, which are no problem: the next build sweeps them, and\n--repair removes them. Exits 1 when it finds a problem (with --repair: one\nit could not repair).", args)
 	if !ok || err != nil {
 		return err
 	}
@@ -68,7 +75,7 @@ func cmdFsck(ctx context.Context, g *globals, args []string) error {
 }
 
 func printFsck(g *globals, res *fsckResult) {
-	unused := 0
+	unused, swept := 0, 0
 	for _, f := range res.Findings {
 		line := f.Kind + " " + f.Object + ": " + f.Detail
 		if len(f.Images) > 0 {
@@ -80,12 +87,23 @@ func printFsck(g *globals, res *fsckResult) {
 			line += fmt.Sprintf(" (%s reclaimable)", humanSize(f.Size))
 		case f.Repaired:
 			line += ": repaired"
+			if f.Leftover {
+				swept++
+			}
+		case f.Leftover:
+			line += " (leftover: the next build sweeps it)"
 		}
 		fmt.Fprintln(g.stdout, line)
 	}
 	summary := "fsck: no problems"
 	if res.Problems > 0 {
 		summary = fmt.Sprintf("fsck: %d problems, %d repaired", res.Problems, res.Repaired)
+	}
+	switch {
+	case res.Leftovers > 0 && swept == res.Leftovers:
+		summary += fmt.Sprintf("; %d leftovers of dead builds removed", res.Leftovers)
+	case res.Leftovers > 0:
+		summary += fmt.Sprintf("; %d leftovers of dead builds, which the next build sweeps", res.Leftovers)
 	}
 	if unused > 0 {
 		summary += fmt.Sprintf("; %d unused snapshot layers (%s reclaimable)", unused, humanSize(res.Reclaimable))
@@ -104,15 +122,19 @@ func joinNames(names []string) string {
 	return s
 }
 
-// fsck runs the checks of the image store, the step cache and the
-// snapshot store, in that order: repairing the store can leave cache
-// records dangling, and the layers in use are known once both are read.
+// fsck runs the checks of the image store, the step cache, RUN --mount's
+// directory and the snapshot store, in that order: repairing the store can
+// leave cache records dangling, and the layers in use are known once both
+// are read. What dead builds left is counted apart from the problems.
 func fsck(ctx context.Context, g *globals, repair bool) (*fsckResult, error) {
 	res := &fsckResult{Findings: []fsckFinding{}}
 	add := func(f fsckFinding) {
-		if f.Reclaimable {
+		switch {
+		case f.Reclaimable:
 			res.Reclaimable += f.Size
-		} else {
+		case f.Leftover:
+			res.Leftovers++
+		default:
 			res.Problems++
 			if f.Repaired {
 				res.Repaired++
@@ -145,7 +167,7 @@ func fsck(ctx context.Context, g *globals, repair bool) (*fsckResult, error) {
 			return err
 		}
 		for _, f := range rep.Findings {
-			add(fsckFinding{Kind: f.Kind, Object: f.Object, Detail: f.Detail, Images: f.Images, Repaired: f.Repaired})
+			add(fsckFinding{Kind: f.Kind, Object: f.Object, Detail: f.Detail, Images: f.Images, Leftover: f.Leftover, Repaired: f.Repaired})
 		}
 		for d := range rep.DiffIDs {
 			usedDiffIDs[d] = true
@@ -176,6 +198,17 @@ func fsck(ctx context.Context, g *globals, repair bool) (*fsckResult, error) {
 		return nil, err
 	}
 
+	// RUN --mount's throwaway directories: only when no build is running
+	// can they be told from a live build's.
+	left, _, err := executor.MountsLeftovers(ctx, mountsDir(g), repair)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range left {
+		add(fsckFinding{Kind: "leftover-temp", Object: filepath.Join("mounts", p), Detail: "left by a build that died",
+			Leftover: true, Repaired: repair})
+	}
+
 	snapRoot := filepath.Join(g.root, "snapshots")
 	if _, err := os.Stat(snapRoot); errors.Is(err, os.ErrNotExist) {
 		return res, nil // no build ever ran here
@@ -191,7 +224,7 @@ func fsck(ctx context.Context, g *globals, repair bool) (*fsckResult, error) {
 	}
 	for _, f := range fs {
 		add(fsckFinding{Kind: f.Kind, Object: filepath.Join("snapshots", f.Path), Detail: f.Detail,
-			Reclaimable: f.Reclaimable, Size: f.Size, Repaired: f.Repaired})
+			Reclaimable: f.Reclaimable, Size: f.Size, Leftover: f.Leftover, Repaired: f.Repaired})
 	}
 	return res, nil
 }

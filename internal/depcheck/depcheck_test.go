@@ -28,6 +28,9 @@ var forbidden = map[string][]string{
 	// Fetching a remote context knows nothing of builds; it unpacks with
 	// executor/copier.
 	"internal/remotecontext": {mod + "planner", mod + "snapshot", mod + "internal/store", mod + "parser", mod + "cache", mod + "cmd"},
+	// The mount namespace of a command is the program's edge: it knows
+	// nothing of what runs in it.
+	"internal/mountns": {mod},
 }
 
 // leaves are helpers that import nothing of this module (checked below),

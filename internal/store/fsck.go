@@ -34,8 +34,8 @@ const (
 	// KindStrayFile: a file in the blob directory that is not a blob.
 	// Repair removes it.
 	KindStrayFile = "stray-file"
-	// KindTempFile: a temp file no process holds, left by a killed one.
-	// Repair removes it.
+	// KindTempFile: a temp file no process holds, left by a killed one:
+	// a leftover, which the next [Store.Sweep] removes. Repair removes it.
 	KindTempFile = "temp-file"
 )
 
@@ -52,14 +52,17 @@ type FsckOptions struct {
 	Cached func(v1.Hash) bool
 }
 
-// Finding is one problem Fsck found.
+// Finding is one problem, or leftover, Fsck found.
 type Finding struct {
 	Kind   string
 	Object string // a digest, or a path relative to the store root
 	Detail string
 	// Images lists the images the problem makes unusable: names, or
 	// "<none>@sha256:…" for an unnamed one.
-	Images   []string
+	Images []string
+	// Leftover is set for what a process that died left and the next
+	// Sweep removes: no problem for the store.
+	Leftover bool
 	Repaired bool
 }
 
@@ -307,7 +310,7 @@ func (c *checker) checkTemp() error {
 			continue
 		}
 		rel := filepath.Join("tmp", e.Name())
-		f := c.add(Finding{Kind: KindTempFile, Object: rel, Detail: fmt.Sprintf("left by a process that died (%s)", humanBytes(info.Size()))})
+		f := c.add(Finding{Kind: KindTempFile, Object: rel, Detail: fmt.Sprintf("left by a process that died (%s)", humanBytes(info.Size())), Leftover: true})
 		if c.o.Repair {
 			err = os.RemoveAll(p)
 		}

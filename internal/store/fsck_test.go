@@ -55,6 +55,9 @@ func kinds(r *FsckReport) []string {
 		if len(f.Images) > 0 {
 			s += " [" + strings.Join(f.Images, " ") + "]"
 		}
+		if f.Leftover {
+			s += " leftover"
+		}
 		if f.Repaired {
 			s += " repaired"
 		}
@@ -140,7 +143,7 @@ func TestFsckDamage(t *testing.T) {
 			if err := os.WriteFile(p, []byte("half a blob"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			return []string{"temp-file tmp/" + tempPrefix + "dead"}, []string{"temp-file tmp/" + tempPrefix + "dead repaired"}
+			return []string{"temp-file tmp/" + tempPrefix + "dead leftover"}, []string{"temp-file tmp/" + tempPrefix + "dead leftover repaired"}
 		}},
 		{"stray file", func(t *testing.T, s *Store, _ []v1.Hash, _ v1.Hash) ([]string, []string) {
 			if err := os.WriteFile(filepath.Join(s.oci.blobs.dir, "notes.txt"), []byte("x"), 0o644); err != nil {
