@@ -448,7 +448,8 @@ func SweepCgroups() error {
 }
 
 // staleSandbox reports whether the sandbox id (PID-STARTTIME-RANDOM) names
-// a builder process that has ended.
+// a builder process that has ended (or whose pid another process has
+// taken since).
 func staleSandbox(id string) bool {
 	parts := strings.SplitN(id, "-", 3)
 	if len(parts) != 3 {
@@ -458,7 +459,10 @@ func staleSandbox(id string) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
-	return startTime(parts[0]) != parts[1]
+	// A zombie builder is as dead as a gone one: its mounts and processes
+	// died with it, only its parent has not reaped it yet.
+	state, start := procState(parts[0])
+	return start != parts[1] || state == "Z" || state == "X"
 }
 
 // sub returns the directory of cgroup path p (as /proc/self/cgroup names

@@ -237,13 +237,16 @@ func sandboxID() (string, error) {
 // selfStartTime is this process's start time in clock ticks after boot
 // (field 22 of /proc/self/stat), or "0" when it cannot be read.
 func selfStartTime() string {
-	return startTime("self")
+	_, start := procState("self")
+	return start
 }
 
-func startTime(pid string) string {
+// procState returns the state (R, S, Z...) and start time of process
+// pid, or "" and "0" when it does not exist.
+func procState(pid string) (state, start string) {
 	data, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return "0"
+		return "", "0"
 	}
 	// The command name (field 2) may hold spaces; fields count after it.
 	s := string(data)
@@ -252,9 +255,9 @@ func startTime(pid string) string {
 	}
 	f := strings.Fields(s)
 	if len(f) < 20 {
-		return "0"
+		return "", "0"
 	}
-	return f[19]
+	return f[0], f[19]
 }
 
 // lookPath finds the executable file name in the directories of the PATH
