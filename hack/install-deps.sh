@@ -7,7 +7,7 @@ set -euo pipefail
 # compiled with libseccomp, as runc's); runc and crun are the OCI runtimes
 # that --runtime takes and the sandbox tests compare the built-in one with.
 PKGS=(busybox-static skopeo umoci jq docker-registry apache2-utils git
-	libseccomp-dev pkg-config gcc runc crun)
+	libseccomp-dev pkg-config gcc runc crun keyutils)
 
 missing=()
 for p in "${PKGS[@]}"; do

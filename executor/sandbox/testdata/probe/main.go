@@ -7,12 +7,18 @@
 //	probe view                   what the step sees (for the runtime comparison)
 //	probe procs                  every process of the step: exe digest, caps, dumpable
 //	probe fds                    descriptors beyond 0-2, and what they reach
-//	probe keyring KEYDESC        the session keyring; read a host key; add a key
+//	probe keyring HOSTKEY NEWKEY the session keyring; find a host key; add a key
 //	probe syscalls               syscalls Docker's seccomp profile refuses
 //	probe devices MAJ:MIN MARK   mknod+open of /dev/kmsg and a block device
 //	probe cgroup-escape N        leave the cgroup, then start N processes
 //	probe ptrace                 ptrace, /proc/PID/mem and kill of every other process
 //	probe sleep SECONDS          sleep (to be found on the host)
+
+// The runtime must not open cgroup files of its own: "fds" reports every
+// descriptor beyond 0-2.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -50,7 +56,7 @@ func main() {
 	case "fds":
 		out = fds()
 	case "keyring":
-		out = keyring(arg(args, 0))
+		out = keyring(arg(args, 0), arg(args, 1))
 	case "syscalls":
 		out = syscalls()
 	case "devices":
@@ -253,9 +259,9 @@ func fds() []FD {
 		if err != nil || n <= 2 {
 			continue
 		}
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		if strings.HasPrefix(target, "/proc/") && strings.Contains(target, "/fd") {
-			continue // the descriptor ReadDir itself holds
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the descriptor ReadDir held, closed since
 		}
 		f := FD{FD: e.Name(), Target: target}
 		if dfd, err := unix.Openat(n, "..", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
@@ -274,15 +280,15 @@ type Keyring struct {
 	Session, SearchHostKey, AddUserKey, AddSessionKey string
 }
 
-func keyring(desc string) Keyring {
+func keyring(hostKey, newKey string) Keyring {
 	var k Keyring
 	_, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false)
 	k.Session = errno(err)
-	_, err = unix.KeyctlSearch(unix.KEY_SPEC_SESSION_KEYRING, "user", desc, 0)
+	_, err = unix.KeyctlSearch(unix.KEY_SPEC_SESSION_KEYRING, "user", hostKey, 0)
 	k.SearchHostKey = errno(err)
-	_, err = unix.AddKey("user", desc+"-from-step", []byte("step"), unix.KEY_SPEC_USER_KEYRING)
+	_, err = unix.AddKey("user", newKey, []byte("step"), unix.KEY_SPEC_USER_KEYRING)
 	k.AddUserKey = errno(err)
-	_, err = unix.AddKey("user", desc+"-from-step", []byte("step"), unix.KEY_SPEC_SESSION_KEYRING)
+	_, err = unix.AddKey("user", newKey, []byte("step"), unix.KEY_SPEC_SESSION_KEYRING)
 	k.AddSessionKey = errno(err)
 	return k
 }
@@ -451,8 +457,14 @@ func ptrace() Ptrace {
 			continue
 		}
 		n, _ := strconv.Atoi(pid)
-		r[pid+" attach"] = errno(unix.PtraceAttach(n))
-		_ = unix.PtraceDetach(n)
+		err := unix.PtraceAttach(n)
+		r[pid+" attach"] = errno(err)
+		if err == nil {
+			// Let it go again once it has stopped, or it stays stopped.
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(n, &ws, unix.WALL, nil)
+			_ = unix.PtraceDetach(n)
+		}
 		f, err := os.OpenFile("/proc/"+pid+"/mem", os.O_RDWR, 0)
 		if err == nil {
 			f.Close()
