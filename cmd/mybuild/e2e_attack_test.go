@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -142,6 +143,45 @@ RUN sh -c 'kill -QUIT 1; kill -ABRT 1; kill -SEGV 1; kill -TERM 1; sleep 0.2; ec
 		if strings.Contains(r.stderr, leak) {
 			t.Errorf("the build log holds %q: a builder process dumped its stacks:\n%s", leak, r.stderr)
 		}
+	}
+}
+
+// TestAttackTraceme: a thread of the step's pid 1 that asks to be traced
+// by its parent (PTRACE_TRACEME, which Docker's profile allows) makes the
+// builder its tracer; once the step exits, only the tracer can reap that
+// thread. The build must still end, and leave no process.
+func TestAttackTraceme(t *testing.T) {
+	e := newEnv(t)
+	ctx := attackContext(t, "FROM busybox\nCOPY probe /probe\nRUN /probe traceme\n")
+	for _, runtime := range []string{"builtin", "runc"} {
+		t.Run(runtime, func(t *testing.T) {
+			if runtime != "builtin" {
+				needRuntime(t, runtime)
+			}
+			cmd := exec.Command(binPath, "--root", e.root, "build", "--runtime", runtime, "--progress=plain", "--no-cache", ctx)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("build: %v\n%s", err, out.String())
+				}
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Fatalf("the build hung after a step made the builder its tracer:\n%s", out.String())
+			}
+			var r struct{ Traceme string }
+			probeReports(t, out.String(), &r)
+			if r.Traceme != "ok" {
+				t.Errorf("PTRACE_TRACEME: %s; the attack did not happen", r.Traceme)
+			}
+		})
 	}
 }
 

@@ -126,6 +126,8 @@ func (b *Builtin) run(ctx context.Context, c *container) error {
 	// A failed write means the init died early; Wait tells why.
 	_, _ = specW.Write(data)
 	specW.Close()
+	stopReaping := reapTraced(cmd.Process.Pid)
+	defer stopReaping()
 
 	var status bytes.Buffer
 	_, rerr := io.Copy(&status, statR)
@@ -147,6 +149,46 @@ func (b *Builtin) run(ctx context.Context, c *container) error {
 		return errors.New(res.Err)
 	}
 	return exitStatus(cmd.ProcessState, werr)
+}
+
+// reapTraced reaps, until the returned function is called, the exited
+// threads of the process pid that are traced by the builder. A thread of
+// the step's pid 1 (whose parent is the builder) that calls
+// PTRACE_TRACEME makes the builder its tracer; once it has exited, only
+// its tracer can reap it (a wait with __WALL for its tid), and until then
+// neither the pid namespace nor pid 1 can finish dying, so Wait would
+// never return. The builder never traces anything itself.
+func reapTraced(pid int) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if state, _ := procState(strconv.Itoa(pid)); state != "Z" {
+				continue
+			}
+			tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+			for _, t := range tasks {
+				tid, err := strconv.Atoi(t.Name())
+				if err != nil || tid == pid {
+					continue
+				}
+				var info unix.Siginfo
+				_ = unix.Waitid(unix.P_PID, tid, &info, unix.WEXITED|unix.WNOHANG|unix.WALL, nil)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // exitStatus turns how the command ended into nil or an *ExitError.

@@ -13,6 +13,7 @@
 //	probe cgroup-escape N        leave the cgroup, then start N processes
 //	probe ptrace                 ptrace, /proc/PID/mem and kill of every other process
 //	probe sleep SECONDS          sleep (to be found on the host)
+//	probe traceme                make the step's parent trace a thread, then exit
 
 // The runtime must not open cgroup files of its own: "fds" reports every
 // descriptor beyond 0-2.
@@ -32,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +68,9 @@ func main() {
 		out = cgroupEscape(n)
 	case "ptrace":
 		out = ptrace()
+	case "traceme":
+		traceme()
+		return
 	case "sleep":
 		d, _ := time.ParseDuration(arg(args, 0) + "s")
 		time.Sleep(d)
@@ -317,7 +322,6 @@ func syscalls() map[string]string {
 	raw("personality", unix.SYS_PERSONALITY, 0x0040000) // ADDR_NO_RANDOMIZE
 	raw("bpf", unix.SYS_BPF, unix.BPF_PROG_LOAD, 0, 0)
 	raw("mount", unix.SYS_MOUNT)
-	raw("ptrace-traceme", unix.SYS_PTRACE, unix.PTRACE_TRACEME)
 	raw("init_module", unix.SYS_INIT_MODULE)
 	raw("kexec_load", unix.SYS_KEXEC_LOAD)
 	raw("open_by_handle_at", unix.SYS_OPEN_BY_HANDLE_AT)
@@ -476,4 +480,23 @@ func ptrace() Ptrace {
 		r["pid1"] = strings.ReplaceAll(strings.TrimRight(string(data), "\x00"), "\x00", " ")
 	}
 	return r
+}
+
+// traceme makes a thread other than the main one ask to be traced by the
+// process's parent (PTRACE_TRACEME), then ends the process: that thread
+// is then a zombie only its tracer can reap.
+func traceme() {
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		_, _, e := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
+		if e != 0 {
+			done <- e
+		} else {
+			done <- nil
+		}
+		select {} // keep the traced thread
+	}()
+	fmt.Println("PROBE {\"traceme\":\"" + errno(<-done) + "\"}")
+	os.Exit(0)
 }
