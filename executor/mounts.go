@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 
 	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/sandbox"
@@ -156,7 +157,13 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 			return fmt.Errorf("bind mount %s: resolve %s: %w", target, src, err)
 		}
 		if b.cfg.Ignore == nil && spec.ReadOnly {
-			host = p
+			// The source is pinned now, resolved inside the context, and
+			// bound through its descriptor: whoever can change the
+			// context cannot swap in a path to the host before the step
+			// mounts it.
+			if host, err = pinContextPath(rm, b.cfg.ContextDir, src); err != nil {
+				return fmt.Errorf("bind mount %s: source %s: %w", target, src, err)
+			}
 		} else {
 			// .dockerignore applies to bind mounts too (as in BuildKit),
 			// and rw must not write to the context: a copy.
@@ -178,6 +185,19 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 	}
 	rm.mounts = append(rm.mounts, sandbox.Mount{Type: sandbox.MountBind, Source: host, Target: target, ReadOnly: spec.ReadOnly})
 	return nil
+}
+
+// pinContextPath opens src inside the context dir (symbolic links resolved
+// inside it, openat2 RESOLVE_IN_ROOT) and returns a path naming exactly
+// that file through the descriptor, open until the step's mounts are
+// released.
+func pinContextPath(rm *runMounts, dir, src string) (string, error) {
+	f, err := pathrs.OpenInRoot(dir, src)
+	if err != nil {
+		return "", unwrapPath(err)
+	}
+	rm.release = append(rm.release, func() { f.Close() })
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), nil
 }
 
 // contextCopy copies the context's src (resolved to p), without what
