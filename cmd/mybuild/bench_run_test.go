@@ -45,6 +45,59 @@ func BenchmarkRUNTouchOne(b *testing.B) {
 	}
 }
 
+// BenchmarkRUNStep times what a RUN step costs: Dockerfiles of ten RUN
+// steps (RUN true, and RUN touch of one file on a base of 50,000 more
+// files), built with --no-cache, under the built-in runtime and runc. The
+// time is reported per step (ms/step): the sandbox's setup and teardown
+// (spec, cgroup, mount points, namespaces, seccomp) plus the step's
+// overlay mount and diff.
+//
+//	go test -run '^$' -bench RUNStep -benchtime 5x ./cmd/mybuild
+func BenchmarkRUNStep(b *testing.B) {
+	if skipE2E != "" {
+		b.Skip(skipE2E)
+	}
+	const steps = 10
+	root := benchStore(b)
+	big := b.TempDir()
+	for i := 0; i < 50000; i++ {
+		p := filepath.Join(big, "data", fmt.Sprintf("d%03d", i%500), fmt.Sprintf("f%05d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeDockerfile(b, big, "FROM busybox\nCOPY data/ /data/\n")
+	mustCmd(b, binPath, "--root", root, "build", "--progress=plain", "-t", "big50k", big)
+	for _, tc := range []struct{ name, base, cmd string }{
+		{"true", "busybox", "true"},
+		{"touch-50k", "big50k", "touch /one-file"},
+	} {
+		for _, runtime := range []string{"builtin", "runc"} {
+			b.Run(tc.name+"/"+runtime, func(b *testing.B) {
+				if _, err := exec.LookPath(runtime); runtime != "builtin" && err != nil {
+					b.Skipf("%s is not installed", runtime)
+				}
+				ctx := b.TempDir()
+				df := "FROM " + tc.base + "\n"
+				for i := range steps {
+					df += fmt.Sprintf("RUN %s # %d\n", tc.cmd, i)
+				}
+				writeDockerfile(b, ctx, df)
+				args := []string{"--root", root, "build", "--runtime", runtime, "--no-cache", "--progress=plain", ctx}
+				mustCmd(b, binPath, args...) // extracts the base once
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					mustCmd(b, binPath, args...)
+				}
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*steps), "ms/step")
+			})
+		}
+	}
+}
+
 // BenchmarkRUNWrite1GiB times a RUN that writes 1 GiB and reports the peak
 // memory of mybuild while it turns that into a layer.
 func BenchmarkRUNWrite1GiB(b *testing.B) {

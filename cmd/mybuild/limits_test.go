@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/mybuild/mybuild/executor/sandbox"
@@ -58,5 +59,23 @@ func TestLimitFlags(t *testing.T) {
 		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
 			t.Errorf("%+v: got %+v, %v; want %+v, error %v", tt.flags, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+func TestRuntimeAndAllowFlags(t *testing.T) {
+	if rt, err := parseRuntime("builtin"); rt != nil || err != nil {
+		t.Errorf("builtin: %v, %v; want the built-in runtime", rt, err)
+	}
+	if _, err := parseRuntime("no-such-runtime"); err == nil || !strings.Contains(err.Error(), `invalid --runtime "no-such-runtime"`) {
+		t.Errorf("a runtime that does not exist: %v", err)
+	}
+	if ok, err := parseAllow([]string{"security.insecure"}); !ok || err != nil {
+		t.Errorf("--allow security.insecure: %v, %v", ok, err)
+	}
+	if ok, err := parseAllow(nil); ok || err != nil {
+		t.Errorf("no --allow: %v, %v", ok, err)
+	}
+	if _, err := parseAllow([]string{"network.host"}); err == nil || !strings.Contains(err.Error(), "invalid --allow") {
+		t.Errorf("unknown entitlement: %v", err)
 	}
 }
