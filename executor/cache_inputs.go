@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -238,13 +238,14 @@ func describe(ctx context.Context, stat *cache.StatCache, e copier.Entry, links 
 			}
 			links[id] = e.Rel
 		}
-		d, err := stat.FileDigest(ctx, e.Host, fi)
+		open := func() (io.ReadCloser, error) { return e.Open() }
+		d, err := stat.FileDigest(ctx, e.Host, fi, open)
 		if err != nil {
 			return "", fmt.Errorf("hash %s: %w", displayRel(e.Rel), unwrapPath(err))
 		}
 		sb.WriteString(" " + strconv.FormatInt(fi.Size(), 10) + " " + d)
 	case fi.Mode()&fs.ModeSymlink != 0:
-		t, err := os.Readlink(e.Host)
+		t, err := e.Readlink()
 		if err != nil {
 			return "", fmt.Errorf("read link %s: %w", displayRel(e.Rel), unwrapPath(err))
 		}
