@@ -377,11 +377,14 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 }
 
 // readDockerfile reads and parses the Dockerfile at the host path path
-// (standard input when ""), which messages call name.
+// (standard input when ""), which messages call name. As in BuildKit, a
+// symbolic link there is followed inside the Dockerfile's directory only:
+// whoever writes in the build context cannot have a host file read in its
+// place.
 func readDockerfile(g *globals, name, path string) (*parser.Dockerfile, error) {
 	r := g.stdin
 	if path != "" {
-		f, err := os.Open(path)
+		f, err := copier.OpenInDir(filepath.Dir(path), filepath.Base(path))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("dockerfile %q not found", name)
