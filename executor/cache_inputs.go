@@ -178,7 +178,7 @@ func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.In
 		return nil, errors.New("hash sources: no build context")
 	}
 	stat := b.cacheState().stat
-	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: local, Add: c.Add, Unpack: c.Unpack,
+	o := copier.Options{SrcRoot: b.cfg.ContextDir, Root: b.context, Sources: local, Add: c.Add, Unpack: c.Unpack,
 		Excludes: c.Excludes, Parents: c.Parents, Ignore: b.cfg.Ignore, Chmod: c.Chmod}
 	sel, err := selectInputs(ctx, o, stat)
 	if err != nil {

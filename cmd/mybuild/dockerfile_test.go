@@ -5,11 +5,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mybuild/mybuild/executor/copier"
+	"github.com/mybuild/mybuild/parser"
 )
 
 // TestReadDockerfileContained reads Dockerfiles that are symbolic links:
 // followed inside the Dockerfile's directory, never to a host file out of
-// it, whose content must not show in the error either.
+// it, whose content must not show in the error either; and one in a
+// directory of the context that is a symbolic link, followed inside the
+// context only.
 func TestReadDockerfileContained(t *testing.T) {
 	base := t.TempDir()
 	host := filepath.Join(base, "host")
@@ -29,6 +34,8 @@ func TestReadDockerfileContained(t *testing.T) {
 		{"absolute link to a host file", filepath.Join(host, "Dockerfile"), "not found"},
 		{"link climbing out", "$UP/Dockerfile", "not found"},
 		{"directory link to the host", "hostdir/Dockerfile", "not found"},
+		{"-f through a directory link to the host", "-f hostdir/Dockerfile", "not found"},
+		{"-f in a directory of the context", "-f real/Dockerfile.prod", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := writeContext(t, map[string]string{
@@ -39,10 +46,13 @@ func TestReadDockerfileContained(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(strings.ReplaceAll(tc.link, "$UP", up), filepath.Join(ctx, "Dockerfile")); err != nil {
+			path := filepath.Join(ctx, "Dockerfile")
+			if f, ok := strings.CutPrefix(tc.link, "-f "); ok {
+				path = filepath.Join(ctx, f)
+			} else if err := os.Symlink(strings.ReplaceAll(tc.link, "$UP", up), path); err != nil {
 				t.Fatal(err)
 			}
-			df, err := readDockerfile(&globals{}, "Dockerfile", filepath.Join(ctx, "Dockerfile"))
+			df, err := loadDockerfile(t, ctx, path)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -60,4 +70,21 @@ func TestReadDockerfileContained(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadDockerfile reads the Dockerfile at path for the context ctx, as a
+// build does.
+func loadDockerfile(t *testing.T, ctx, path string) (*parser.Dockerfile, error) {
+	t.Helper()
+	root, err := copier.OpenRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	dir, err := dockerfileDir(root, ctx, "Dockerfile", path)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return readDockerfile(&globals{}, "Dockerfile", dir, filepath.Base(path))
 }

@@ -20,15 +20,30 @@ import (
 
 // TestRaceContextSwap plays a local user who owns the build context and
 // wants a root-only host file in the image: while mybuild builds
-// "COPY dir /out/" again and again, a goroutine keeps exchanging dir, a
-// real directory of the context, with a symbolic link to a host directory
-// of mode 0700 whose files have the same names and hold a marker.
-// renameat2(RENAME_EXCHANGE) makes each swap atomic, so that dir always
-// exists, as one or the other. Every build must either fail or give an
-// image whose copied files are the context's: the marker never reaches a
-// layer, nor a message.
+// "COPY dir /out/" again and again, a goroutine keeps exchanging a
+// directory with a symbolic link to a host directory of mode 0700 whose
+// files have the same names and hold a marker: dir itself, or the context
+// directory (whose parent the user owns too). renameat2(RENAME_EXCHANGE)
+// makes each swap atomic, so that the path always exists, as one or the
+// other. Every build must either fail or give an image whose copied files
+// are the context's: the marker never reaches a layer, nor a message.
 func TestRaceContextSwap(t *testing.T) {
 	e := newEnv(t)
+	for _, tc := range []struct {
+		name    string
+		swapped string // the path exchanged with a link to the host, relative to the context
+	}{
+		{"a directory of the context", "dir"},
+		{"the context directory", "."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &env{t: t, root: e.root}
+			raceContextSwap(t, e, tc.swapped)
+		})
+	}
+}
+
+func raceContextSwap(t *testing.T, e *env, swapped string) {
 	const nFiles = 200
 	var raw [8]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -36,21 +51,30 @@ func TestRaceContextSwap(t *testing.T) {
 	}
 	marker := "mybuild-race-marker-" + hex.EncodeToString(raw[:])
 
+	// host/dir/fNNN hold the marker; the context is parent/ctx, with
+	// ctx/dir/fNNN.
 	host := filepath.Join(t.TempDir(), "root-only")
-	if err := os.Mkdir(host, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(host, "dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(host, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{"Dockerfile": "FROM busybox\nCOPY dir /out/\n"}
 	for i := 0; i < nFiles; i++ {
 		name := fmt.Sprintf("f%03d", i)
 		files["dir/"+name] = "context file\n"
-		if err := os.WriteFile(filepath.Join(host, name), []byte(marker+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(host, "dir", name), []byte(marker+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx := writeContext(t, files)
-	dir, alt := filepath.Join(ctx, "dir"), filepath.Join(ctx, "alt")
-	if err := os.Symlink(host, alt); err != nil {
+	ctx := filepath.Join(t.TempDir(), "ctx")
+	if err := os.Rename(writeContext(t, files), ctx); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(ctx, swapped)
+	alt := filepath.Join(filepath.Dir(real), "alt")
+	if err := os.Symlink(filepath.Join(host, swapped), alt); err != nil {
 		t.Fatal(err)
 	}
 
@@ -70,12 +94,12 @@ func TestRaceContextSwap(t *testing.T) {
 				return
 			default:
 			}
-			if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
+			if err := unix.Renameat2(unix.AT_FDCWD, real, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
 				swapErr = fmt.Errorf("exchange: %w", err)
 				return
 			}
 			time.Sleep(time.Duration(50+i%7*50) * time.Microsecond)
-			if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
+			if err := unix.Renameat2(unix.AT_FDCWD, real, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
 				swapErr = fmt.Errorf("exchange back: %w", err)
 				return
 			}

@@ -20,6 +20,10 @@ type Options struct {
 	// SrcRoot is the directory sources are read from: the build context, or
 	// the mounted root filesystem of a stage or image (COPY --from).
 	SrcRoot string
+	// Root, when set, is the source root opened once by the caller (a
+	// build's context, see OpenRoot), read instead of SrcRoot: copies from
+	// it all read the same directory, whatever becomes of its path.
+	Root *Root
 	// Sources are the source paths as written (variables expanded), relative
 	// to SrcRoot; a leading "/" and ".." never leave it. A source may hold
 	// wildcards (filepath.Match syntax) in any component.
@@ -180,7 +184,7 @@ func newCopier(ctx context.Context, o Options) (*copier, error) {
 	if o.DestRoot == "" {
 		return nil, errors.New("copy: no destination root")
 	}
-	if len(o.Sources) > 0 && o.SrcRoot == "" {
+	if len(o.Sources) > 0 && o.SrcRoot == "" && o.Root == nil {
 		return nil, errors.New("copy: no source root")
 	}
 	c := &copier{
@@ -217,7 +221,13 @@ func newCopier(ctx context.Context, o Options) (*copier, error) {
 			return nil, fmt.Errorf("parse --exclude patterns: %w", err)
 		}
 	}
-	if o.SrcRoot != "" {
+	switch {
+	case o.Root != nil:
+		c.srcRoot = o.Root.path
+		if c.src, err = o.Root.source(); err != nil {
+			return nil, err
+		}
+	case o.SrcRoot != "":
 		if c.srcRoot, err = cleanRoot(o.SrcRoot); err != nil {
 			return nil, err
 		}

@@ -255,11 +255,12 @@ func TestLoadIgnore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			df := tt.dockerfile
-			if df != "-" {
-				df = filepath.Join(base, df)
+			context := openRoot(t, filepath.Join(base, "ctx"))
+			var dfDir *Root
+			if tt.dockerfile != "-" {
+				dfDir = openRoot(t, filepath.Join(base, filepath.Dir(tt.dockerfile)))
 			}
-			pm, err := LoadIgnore(filepath.Join(base, "ctx"), df)
+			pm, err := LoadIgnore(context, dfDir, filepath.Base(tt.dockerfile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,4 +282,15 @@ func TestLoadIgnore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openRoot opens dir as a Root closed with the test.
+func openRoot(t *testing.T, dir string) *Root {
+	t.Helper()
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

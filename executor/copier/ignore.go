@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 
 	"github.com/moby/patternmatcher"
@@ -13,18 +12,24 @@ import (
 
 // LoadIgnore reads the ignore file of a build: <Dockerfile>.dockerignore
 // next to the Dockerfile when there is one (e.g. "app.Dockerfile.dockerignore"),
-// otherwise .dockerignore at the root of the context directory. It returns
-// nil when there is neither or when the file has no patterns. dockerfile may
-// be empty or "-" (read from stdin): only the context's file applies. Each
-// file is read with OpenInDir, inside its directory.
-func LoadIgnore(contextDir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
-	var candidates []string
-	if dockerfile != "" && dockerfile != "-" {
-		candidates = append(candidates, dockerfile+".dockerignore")
+// otherwise .dockerignore at the root of the context. It returns nil when
+// there is neither or when the file has no patterns. dockerfileDir is the
+// Dockerfile's directory, dockerfile its name; with dockerfileDir nil (a
+// Dockerfile read from stdin) only the context's file applies. Both are
+// read with Root.OpenFile, inside their directory.
+func LoadIgnore(context, dockerfileDir *Root, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	type candidate struct {
+		dir  *Root
+		name string
 	}
-	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
-	for _, name := range candidates {
-		f, err := OpenInDir(filepath.Dir(name), filepath.Base(name))
+	var candidates []candidate
+	if dockerfileDir != nil {
+		candidates = append(candidates, candidate{dockerfileDir, dockerfile + ".dockerignore"})
+	}
+	candidates = append(candidates, candidate{context, ".dockerignore"})
+	for _, cand := range candidates {
+		name := cand.name
+		f, err := cand.dir.OpenFile(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -46,35 +51,4 @@ func LoadIgnore(contextDir, dockerfile string) (*patternmatcher.PatternMatcher, 
 		return pm, nil
 	}
 	return nil, nil
-}
-
-// OpenInDir opens the regular file name of the directory dir for reading,
-// as BuildKit reads a Dockerfile and its .dockerignore, and as COPY reads a
-// source: symbolic links, the last one included, are followed inside dir,
-// an absolute target taken as inside it, never out of it. Whoever can
-// write in dir cannot have a file outside it read in its place. A name
-// that does not resolve inside dir gives an error matching os.ErrNotExist.
-func OpenInDir(dir, name string) (*os.File, error) {
-	root, err := cleanRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	src, err := openSource(root)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	c := &copier{srcRoot: root, src: src}
-	it, err := c.lookup(name, path.Join("/", filepath.ToSlash(name)))
-	if errors.Is(err, ErrNotFound) {
-		return nil, &os.PathError{Op: "open", Path: name, Err: os.ErrNotExist}
-	}
-	if err != nil {
-		return nil, err
-	}
-	f, err := src.openFile(it.rel)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: name, Err: bare(err)}
-	}
-	return f, nil
 }
