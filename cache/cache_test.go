@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -179,7 +180,7 @@ func TestStatCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := c.FileDigest(ctx, p, fi)
+		d, err := c.FileDigest(ctx, p, fi, func() (io.ReadCloser, error) { return os.Open(p) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,12 +130,15 @@ func decodeStat(b []byte) (map[string]statEntry, error) {
 }
 
 // FileDigest returns the sha256 of the contents of the regular file at
-// host path p, whose Lstat is fi, reading it only when its stat differs
-// from the last time. A nil StatCache always reads the file.
-func (c *StatCache) FileDigest(ctx context.Context, p string, fi os.FileInfo) (string, error) {
+// host path p, whose Lstat is fi, reading what open opens only when its
+// stat differs from the last time; p names the file, open is how to read
+// it (a copier.Entry's Open, which a symbolic link swapped in on the way
+// cannot lead out of the build context). A nil StatCache always reads the
+// file.
+func (c *StatCache) FileDigest(ctx context.Context, p string, fi os.FileInfo, open func() (io.ReadCloser, error)) (string, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || c == nil {
-		return c.hash(ctx, p)
+		return c.hash(ctx, open)
 	}
 	e := statEntry{
 		Size:  fi.Size(),
@@ -150,7 +153,7 @@ func (c *StatCache) FileDigest(ctx context.Context, p string, fi os.FileInfo) (s
 	if ok && old.Digest != "" && old.Size == e.Size && old.Mtime == e.Mtime && old.Ctime == e.Ctime && old.Ino == e.Ino && old.Dev == e.Dev {
 		return old.Digest, nil
 	}
-	d, err := c.hash(ctx, p)
+	d, err := c.hash(ctx, open)
 	if err != nil {
 		return "", err
 	}
@@ -165,8 +168,8 @@ func (c *StatCache) FileDigest(ctx context.Context, p string, fi os.FileInfo) (s
 	return d, nil
 }
 
-func (*StatCache) hash(ctx context.Context, p string) (string, error) {
-	f, err := os.Open(p)
+func (*StatCache) hash(ctx context.Context, open func() (io.ReadCloser, error)) (string, error) {
+	f, err := open()
 	if err != nil {
 		return "", err
 	}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -178,7 +178,7 @@ func (b *build) copyInputs(ctx context.Context, c *planner.CopyStep) ([]cache.In
 		return nil, errors.New("hash sources: no build context")
 	}
 	stat := b.cacheState().stat
-	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: local, Add: c.Add, Unpack: c.Unpack,
+	o := copier.Options{SrcRoot: b.cfg.ContextDir, Root: b.context, Sources: local, Add: c.Add, Unpack: c.Unpack,
 		Excludes: c.Excludes, Parents: c.Parents, Ignore: b.cfg.Ignore, Chmod: c.Chmod}
 	sel, err := selectInputs(ctx, o, stat)
 	if err != nil {
@@ -238,13 +238,14 @@ func describe(ctx context.Context, stat *cache.StatCache, e copier.Entry, links 
 			}
 			links[id] = e.Rel
 		}
-		d, err := stat.FileDigest(ctx, e.Host, fi)
+		open := func() (io.ReadCloser, error) { return e.Open() }
+		d, err := stat.FileDigest(ctx, e.Host, fi, open)
 		if err != nil {
 			return "", fmt.Errorf("hash %s: %w", displayRel(e.Rel), unwrapPath(err))
 		}
 		sb.WriteString(" " + strconv.FormatInt(fi.Size(), 10) + " " + d)
 	case fi.Mode()&fs.ModeSymlink != 0:
-		t, err := os.Readlink(e.Host)
+		t, err := e.Readlink()
 		if err != nil {
 			return "", fmt.Errorf("read link %s: %w", displayRel(e.Rel), unwrapPath(err))
 		}

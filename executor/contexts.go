@@ -16,6 +16,45 @@ import (
 	"github.com/mybuild/mybuild/snapshot"
 )
 
+// openContexts opens the build context (unless Config.Context is it) and
+// the --build-context directories, once for the whole build: every copy
+// and cache key reads them through these descriptors. close closes what it
+// opened.
+func (b *build) openContexts() (close func(), err error) {
+	var opened []*copier.Root
+	close = func() {
+		for _, r := range opened {
+			r.Close()
+		}
+	}
+	b.context = b.cfg.Context
+	if b.context == nil && b.cfg.ContextDir != "" {
+		if b.context, err = copier.OpenRoot(b.cfg.ContextDir); err != nil {
+			return nil, fmt.Errorf("open build context: %w", err)
+		}
+		opened = append(opened, b.context)
+	}
+	b.named = make(map[string]*copier.Root, len(b.cfg.Contexts))
+	for name, dir := range b.cfg.Contexts {
+		r, err := copier.OpenRoot(dir)
+		if err != nil {
+			close()
+			return nil, fmt.Errorf("open build context %q: %w", name, err)
+		}
+		opened = append(opened, r)
+		b.named[name] = r
+	}
+	return close, nil
+}
+
+// namedRoot is a --build-context directory, as openContexts opened it.
+func (b *build) namedRoot(name string) (*copier.Root, error) {
+	if _, err := b.namedDir(name); err != nil {
+		return nil, err
+	}
+	return b.named[name], nil
+}
+
 // namedDir is the host directory of a --build-context.
 func (b *build) namedDir(name string) (string, error) {
 	dir, ok := b.cfg.Contexts[name]
@@ -28,12 +67,12 @@ func (b *build) namedDir(name string) (string, error) {
 // namedInputs are the cache inputs of a copy from a --build-context
 // directory: the digests of the entries it selects.
 func (b *build) namedInputs(ctx context.Context, c *planner.CopyStep) ([]cache.Input, error) {
-	dir, err := b.namedDir(c.From.Named)
+	root, err := b.namedRoot(c.From.Named)
 	if err != nil {
 		return nil, err
 	}
 	in := []cache.Input{{Name: cache.InputSource, Digest: "build context " + c.From.Named}}
-	o := copier.Options{SrcRoot: dir, Sources: c.Sources, Excludes: c.Excludes, Parents: c.Parents, Chmod: c.Chmod}
+	o := copier.Options{Root: root, Sources: c.Sources, Excludes: c.Excludes, Parents: c.Parents, Chmod: c.Chmod}
 	sel, err := selectInputs(ctx, o, nil)
 	if err != nil {
 		return nil, err
@@ -59,7 +98,7 @@ func (b *build) contextDigest(ctx context.Context, name string) (string, error) 
 // contextState is the state of a stage FROM a --build-context directory:
 // one layer holding the directory's files, owned by root.
 func (b *build) contextState(ctx context.Context, st *planner.Stage) (*state, error) {
-	dir, err := b.namedDir(st.BaseContext)
+	root, err := b.namedRoot(st.BaseContext)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +114,7 @@ func (b *build) contextState(ctx context.Context, st *planner.Stage) (*state, er
 			}
 		}
 	}()
-	o := copier.Options{SrcRoot: dir, Sources: []string{"."}, DestRoot: m.Dir, Dest: "/", DirTime: b.dirTime()}
+	o := copier.Options{Root: root, Sources: []string{"."}, DestRoot: m.Dir, Dest: "/", DirTime: b.dirTime()}
 	if err := copier.Copy(ctx, o); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/sandbox"
 	"github.com/mybuild/mybuild/internal/progress"
 	"github.com/mybuild/mybuild/internal/store"
@@ -33,6 +34,12 @@ type Config struct {
 	Snapshots *snapshot.Store
 	// ContextDir is the build context directory.
 	ContextDir string
+	// Context is ContextDir opened once (copier.OpenRoot) by the caller,
+	// before it read anything of it (the Dockerfile, .dockerignore): COPY,
+	// ADD and cache keys read it, so that a path to the context swapped
+	// for a symbolic link meanwhile changes nothing. Nil: Build opens
+	// ContextDir when it starts.
+	Context *copier.Root
 	// Ignore holds the context's .dockerignore patterns (nil: none).
 	Ignore *patternmatcher.PatternMatcher
 	// FetchedContext says that ContextDir was fetched for this build alone
@@ -111,6 +118,11 @@ type build struct {
 	cache   buildCache
 	fetches fetcher     // ADD <url> downloads
 	mounts  mountsState // RUN --mount's directory (mounts.go)
+	// context is Config.Context, or ContextDir opened by Build (nil
+	// without a context); named holds the --build-context directories,
+	// opened by Build (contexts.go).
+	context *copier.Root
+	named   map[string]*copier.Root
 }
 
 // Build executes plan and returns the target stage's image. The image's
@@ -129,6 +141,11 @@ func (c *Config) Build(ctx context.Context, plan *planner.Plan) (v1.Image, error
 		defer release()
 	}
 	b.fetches.tempDir = c.Store.TempDir
+	closeContexts, err := b.openContexts()
+	if err != nil {
+		return nil, err
+	}
+	defer closeContexts()
 	defer b.releaseMounts()
 	defer b.fetches.cleanup()
 	if err := b.runStages(ctx, plan.Stages); err != nil {

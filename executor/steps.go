@@ -57,14 +57,14 @@ func (b *build) copyStep(ctx context.Context, root string, step *planner.Step) e
 	}
 	switch {
 	case c.From.Context:
-		o.SrcRoot = b.cfg.ContextDir
+		o.SrcRoot, o.Root = b.cfg.ContextDir, b.context
 		o.Ignore = b.cfg.Ignore
 	case c.From.Named != "":
-		dir, err := b.namedDir(c.From.Named)
+		root, err := b.namedRoot(c.From.Named)
 		if err != nil {
 			return err
 		}
-		o.SrcRoot = dir // owned by root in the image, as the build context
+		o.Root = root // owned by root in the image, as the build context
 	default:
 		src, release, err := b.sourceRoot(ctx, c.From)
 		if err != nil {

@@ -193,11 +193,26 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		defer mc.release()
 	}
 	contextDir := mc.dir
+	// The context is opened once, before anything of it is read: the
+	// Dockerfile, .dockerignore and every COPY read the directory opened
+	// here, even if its path is swapped for a symbolic link meanwhile.
+	ctxRoot, err := copier.OpenRoot(contextDir)
+	if err != nil {
+		return fmt.Errorf("build context: %w", err)
+	}
+	defer ctxRoot.Close()
 	dfName, dfPath, err := mc.dockerfilePath(o.file)
 	if err != nil {
 		return err
 	}
-	df, err := readDockerfile(g, dfName, dfPath)
+	dfDir, err := dockerfileDir(ctxRoot, contextDir, dfName, dfPath)
+	if err == nil {
+		defer closeRoot(dfDir)
+	}
+	var df *parser.Dockerfile
+	if err == nil {
+		df, err = readDockerfile(g, dfName, dfDir, filepath.Base(dfPath))
+	}
 	if err != nil {
 		if mc.remote() {
 			return fmt.Errorf("build context %q: %w", remotecontext.Redact(contextArg), err)
@@ -206,7 +221,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	}
 	var ignore *patternmatcher.PatternMatcher
 	if !mc.remote() { // BuildKit applies no .dockerignore to a remote context
-		if ignore, err = copier.LoadIgnore(contextDir, dfPath); err != nil {
+		if ignore, err = copier.LoadIgnore(ctxRoot, dfDir, filepath.Base(dfPath)); err != nil {
 			return fmt.Errorf("read .dockerignore: %w", err)
 		}
 	}
@@ -315,6 +330,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 		Store:           st,
 		Snapshots:       snaps,
 		ContextDir:      contextDir,
+		Context:         ctxRoot,
 		FetchedContext:  mc.remote(),
 		Ignore:          ignore,
 		Progress:        r.event,
@@ -390,22 +406,59 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	return nil
 }
 
-// readDockerfile reads and parses the Dockerfile at the host path path
-// (standard input when ""), which messages call name.
-func readDockerfile(g *globals, name, path string) (*parser.Dockerfile, error) {
+// readDockerfile reads and parses the Dockerfile name of the directory
+// dir (standard input when dir is nil), which messages call display. As
+// in BuildKit, a symbolic link there is followed inside dir only: whoever
+// writes in the build context cannot have a host file read in its place.
+func readDockerfile(g *globals, display string, dir *copier.Root, name string) (*parser.Dockerfile, error) {
 	r := g.stdin
-	if path != "" {
-		f, err := os.Open(path)
+	if dir != nil {
+		f, err := dir.OpenFile(name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("dockerfile %q not found", name)
+				return nil, fmt.Errorf("dockerfile %q not found", display)
 			}
 			return nil, fmt.Errorf("open dockerfile: %w", unwrapPath(err))
 		}
 		defer f.Close()
 		r = f
 	}
-	return parser.Parse(r, name)
+	return parser.Parse(r, display)
+}
+
+// dockerfileDir opens the directory of the Dockerfile at the host path
+// path, nil for standard input (path ""): through the context when it lies
+// inside contextDir, whose symbolic links then lead nowhere else, or else
+// by its path.
+func dockerfileDir(ctxRoot *copier.Root, contextDir, display, path string) (*copier.Root, error) {
+	if path == "" {
+		return nil, nil
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("open dockerfile: %w", err)
+	}
+	var r *copier.Root
+	rel, err := filepath.Rel(contextDir, dir)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		r, err = ctxRoot.Sub(rel)
+	} else {
+		r, err = copier.OpenRoot(dir)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("dockerfile %q not found", display)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open dockerfile: %w", unwrapPath(err))
+	}
+	return r, nil
+}
+
+// closeRoot closes r unless it is nil.
+func closeRoot(r *copier.Root) {
+	if r != nil {
+		r.Close()
+	}
 }
 
 // resolveBase finds a base image in the local store, or pulls it, as

@@ -25,9 +25,9 @@ import (
 // tryUnpack unpacks the source it into the directory dest when it is a tar
 // archive, plain or compressed; done is false when it is not one.
 func (c *copier) tryUnpack(it item, dest string) (done bool, err error) {
-	f, err := openRegular(it.host)
+	f, err := c.src.openFile(it.rel)
 	if err != nil {
-		return false, c.srcErr("open", it.host, err)
+		return false, c.srcErr("open", it.rel, err)
 	}
 	defer f.Close()
 	r, closeFn, err := decompress(bufio.NewReader(f))

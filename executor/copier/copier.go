@@ -20,6 +20,10 @@ type Options struct {
 	// SrcRoot is the directory sources are read from: the build context, or
 	// the mounted root filesystem of a stage or image (COPY --from).
 	SrcRoot string
+	// Root, when set, is the source root opened once by the caller (a
+	// build's context, see OpenRoot), read instead of SrcRoot: copies from
+	// it all read the same directory, whatever becomes of its path.
+	Root *Root
 	// Sources are the source paths as written (variables expanded), relative
 	// to SrcRoot; a leading "/" and ".." never leave it. A source may hold
 	// wildcards (filepath.Match syntax) in any component.
@@ -95,6 +99,13 @@ func Copy(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	defer c.close()
+	return c.copy()
+}
+
+// copy performs the copy c was made for.
+func (c *copier) copy() error {
+	o := c.o
 	var items []item
 	for _, s := range o.Sources {
 		if err := checkRemote(s, o.Add); err != nil {
@@ -149,7 +160,8 @@ func Copy(ctx context.Context, o Options) error {
 type copier struct {
 	ctx      context.Context
 	o        Options
-	srcRoot  string
+	srcRoot  string  // host path of the source root, for securejoin and the names of entries
+	src      *source // the source root, which every read of a source goes through
 	destRoot string
 	mode     modeFunc // nil: modes kept
 	dirPerm  uint32   // permissions of the directories Copy creates
@@ -172,7 +184,7 @@ func newCopier(ctx context.Context, o Options) (*copier, error) {
 	if o.DestRoot == "" {
 		return nil, errors.New("copy: no destination root")
 	}
-	if len(o.Sources) > 0 && o.SrcRoot == "" {
+	if len(o.Sources) > 0 && o.SrcRoot == "" && o.Root == nil {
 		return nil, errors.New("copy: no source root")
 	}
 	c := &copier{
@@ -195,11 +207,6 @@ func newCopier(ctx context.Context, o Options) (*copier, error) {
 	if c.destRoot, err = cleanRoot(o.DestRoot); err != nil {
 		return nil, err
 	}
-	if o.SrcRoot != "" {
-		if c.srcRoot, err = cleanRoot(o.SrcRoot); err != nil {
-			return nil, err
-		}
-	}
 	if o.Chmod != "" {
 		var perm *uint32
 		if c.mode, perm, err = parseChmod(o.Chmod); err != nil {
@@ -214,7 +221,28 @@ func newCopier(ctx context.Context, o Options) (*copier, error) {
 			return nil, fmt.Errorf("parse --exclude patterns: %w", err)
 		}
 	}
+	switch {
+	case o.Root != nil:
+		c.srcRoot = o.Root.path
+		if c.src, err = o.Root.source(); err != nil {
+			return nil, err
+		}
+	case o.SrcRoot != "":
+		if c.srcRoot, err = cleanRoot(o.SrcRoot); err != nil {
+			return nil, err
+		}
+		if c.src, err = openSource(c.srcRoot); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// close releases the source root.
+func (c *copier) close() {
+	if c.src != nil {
+		c.src.close()
+	}
 }
 
 // cleanRoot makes a root absolute and free of symbolic links, as
@@ -261,7 +289,12 @@ func (c *copier) copyItem(it item, destHost string, dirLike bool) error {
 		}
 	}
 	if it.fi.IsDir() {
-		return c.copyDirInto(it, destHost, level{ignRel: it.rel}, nil)
+		d, err := c.src.openDir(it.rel)
+		if err != nil {
+			return c.srcErr("open", it.rel, err)
+		}
+		defer d.close()
+		return c.copyDirInto(it, d, destHost, level{ignRel: it.rel}, nil)
 	}
 	target := destHost
 	if dirLike {
@@ -274,17 +307,22 @@ func (c *copier) copyItem(it item, destHost string, dirLike bool) error {
 	} else if err := c.mkdirAll(filepath.Dir(destHost)); err != nil {
 		return err
 	}
-	return c.copyEntry(it.host, it.fi, target)
+	parent, name, err := c.src.openParent(it.rel)
+	if err != nil {
+		return c.srcErr("open", it.rel, err)
+	}
+	defer parent.close()
+	return c.copyEntry(parent, name, it.fi, target)
 }
 
-// copyDirInto copies the contents of the directory it into dir, which is
-// created when missing; the directories in chain (--parents) are the
-// pending parents of the walk's start.
-func (c *copier) copyDirInto(it item, dir string, lv level, chain []*pending) error {
+// copyDirInto copies the contents of the directory it, open as top, into
+// dir, which is created when missing; the directories in chain (--parents)
+// are the pending parents of the walk's start.
+func (c *copier) copyDirInto(it item, top srcDir, dir string, lv level, chain []*pending) error {
 	if err := c.mkdirAll(dir); err != nil {
 		return err
 	}
-	start, startDst := it.host, dir
+	start, startDst := top, dir
 	for _, p := range chain {
 		start, startDst = p.src, p.dst
 	}
@@ -359,35 +397,39 @@ func (c *copier) showDest(p string) string {
 	return path.Join("/", filepath.ToSlash(rel))
 }
 
-// showSrc is host path p as seen inside the source root.
-func (c *copier) showSrc(p string) string {
-	rel, err := filepath.Rel(c.srcRoot, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "(outside the root)"
+// showSrc is rel, a path inside the source root, as messages show it.
+func showSrc(rel string) string {
+	if rel == "" {
+		return "."
 	}
-	return filepath.ToSlash(rel)
+	return rel
 }
 
 func (c *copier) destErr(op, p string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, c.showDest(p), bare(err))
 }
 
-func (c *copier) srcErr(op, p string, err error) error {
-	return fmt.Errorf("%s %s: %w", op, c.showSrc(p), bare(err))
+// srcErr is the error of op on rel, a path inside the source root.
+func (c *copier) srcErr(op, rel string, err error) error {
+	return fmt.Errorf("%s %s: %w", op, showSrc(rel), bare(err))
 }
 
-// bare strips the host paths an os error carries, keeping its cause.
+// bare strips the host paths an os error carries, keeping its cause; it
+// unwraps path errors nested in path errors too, as pathrs-lite makes them.
 func bare(err error) error {
-	var pe *os.PathError
-	var le *os.LinkError
-	var se *os.SyscallError
-	switch {
-	case errors.As(err, &pe):
-		return pe.Err
-	case errors.As(err, &le):
-		return le.Err
-	case errors.As(err, &se):
-		return se.Err
+	for {
+		var pe *os.PathError
+		var le *os.LinkError
+		var se *os.SyscallError
+		switch {
+		case errors.As(err, &pe):
+			err = pe.Err
+		case errors.As(err, &le):
+			err = le.Err
+		case errors.As(err, &se):
+			err = se.Err
+		default:
+			return err
+		}
 	}
-	return err
 }

@@ -3,6 +3,7 @@ package copier
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -207,6 +208,30 @@ func TestLoadIgnore(t *testing.T) {
 			dockerfile: "-",
 			wantNil:    true,
 		},
+		{
+			name:       "symbolic link inside the context",
+			files:      map[string]string{"ctx/.dockerignore": "->rules/ignore", "ctx/rules/ignore": "*.log\n"},
+			dockerfile: "ctx/Dockerfile",
+			check:      map[string]bool{"x.log": true, "a.txt": false},
+		},
+		{
+			name:       "symbolic link to a host file",
+			files:      map[string]string{"ctx/.dockerignore": "->$BASE/host/ignore", "host/ignore": "*.log\n"},
+			dockerfile: "ctx/Dockerfile",
+			wantNil:    true,
+		},
+		{
+			name:       "symbolic link climbing out",
+			files:      map[string]string{"ctx/.dockerignore": "->../host/ignore", "host/ignore": "*.log\n"},
+			dockerfile: "ctx/Dockerfile",
+			wantNil:    true,
+		},
+		{
+			name:       "Dockerfile-specific file linked out of its directory",
+			files:      map[string]string{"files/app.Dockerfile.dockerignore": "->../host/ignore", "host/ignore": "*.log\n"},
+			dockerfile: "files/app.Dockerfile",
+			wantNil:    true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,15 +244,23 @@ func TestLoadIgnore(t *testing.T) {
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 					t.Fatal(err)
 				}
+				if target, ok := strings.CutPrefix(data, "->"); ok {
+					err := os.Symlink(strings.ReplaceAll(target, "$BASE", base), p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
-			df := tt.dockerfile
-			if df != "-" {
-				df = filepath.Join(base, df)
+			context := openRoot(t, filepath.Join(base, "ctx"))
+			var dfDir *Root
+			if tt.dockerfile != "-" {
+				dfDir = openRoot(t, filepath.Join(base, filepath.Dir(tt.dockerfile)))
 			}
-			pm, err := LoadIgnore(filepath.Join(base, "ctx"), df)
+			pm, err := LoadIgnore(context, dfDir, filepath.Base(tt.dockerfile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,4 +282,15 @@ func TestLoadIgnore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openRoot opens dir as a Root closed with the test.
+func openRoot(t *testing.T, dir string) *Root {
+	t.Helper()
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

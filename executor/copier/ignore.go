@@ -12,17 +12,24 @@ import (
 
 // LoadIgnore reads the ignore file of a build: <Dockerfile>.dockerignore
 // next to the Dockerfile when there is one (e.g. "app.Dockerfile.dockerignore"),
-// otherwise .dockerignore at the root of the context directory. It returns
-// nil when there is neither or when the file has no patterns. dockerfile may
-// be empty or "-" (read from stdin): only the context's file applies.
-func LoadIgnore(contextDir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
-	var candidates []string
-	if dockerfile != "" && dockerfile != "-" {
-		candidates = append(candidates, dockerfile+".dockerignore")
+// otherwise .dockerignore at the root of the context. It returns nil when
+// there is neither or when the file has no patterns. dockerfileDir is the
+// Dockerfile's directory, dockerfile its name; with dockerfileDir nil (a
+// Dockerfile read from stdin) only the context's file applies. Both are
+// read with Root.OpenFile, inside their directory.
+func LoadIgnore(context, dockerfileDir *Root, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	type candidate struct {
+		dir  *Root
+		name string
 	}
-	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
-	for _, name := range candidates {
-		f, err := os.Open(name)
+	var candidates []candidate
+	if dockerfileDir != nil {
+		candidates = append(candidates, candidate{dockerfileDir, dockerfile + ".dockerignore"})
+	}
+	candidates = append(candidates, candidate{context, ".dockerignore"})
+	for _, cand := range candidates {
+		name := cand.name
+		f, err := cand.dir.OpenFile(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -28,7 +28,7 @@ func FuzzIgnore(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(ignore), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		pm, err := LoadIgnore(dir, "")
+		pm, err := LoadIgnore(openRoot(t, dir), nil, "")
 		if err != nil || pm == nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package copier
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -47,16 +48,19 @@ func (c *copier) ownerOf(fi os.FileInfo) (int, int) {
 	return c.newOwner()
 }
 
-// copyMeta gives dst, the new copy of src, its owner, mode, extended
-// attributes and times.
-func (c *copier) copyMeta(src string, fi os.FileInfo, dst string) error {
+// copyMeta gives dst, the new copy of the source entry fi, its owner, mode,
+// extended attributes (read from the source's descriptor srcFD, none when
+// -1) and times.
+func (c *copier) copyMeta(srcFD int, fi os.FileInfo, dst string) error {
 	uid, gid := c.ownerOf(fi)
 	var mode *uint32
 	var xattrs func()
 	if fi.Mode()&os.ModeSymlink == 0 {
 		m := c.modeOf(fi)
 		mode = &m
-		xattrs = func() { copyXattrs(src, dst) }
+		if srcFD >= 0 {
+			xattrs = func() { copyXattrs(srcFD, dst) }
+		}
 	}
 	st := stampOf(fi)
 	if fi.IsDir() {
@@ -119,11 +123,12 @@ func (c *copier) applyTimes() error {
 	return nil
 }
 
-// copyXattrs copies the extended attributes of src to dst, best effort as
-// BuildKit does: a filesystem without them is no error. The host's
-// SELinux labels and overlayfs' own attributes are not the file's content.
-func copyXattrs(src, dst string) {
-	names, err := listXattrs(src)
+// copyXattrs copies the extended attributes of the source open at fd to
+// dst, best effort as BuildKit does: a filesystem without them is no error.
+// The host's SELinux labels and overlayfs' own attributes are not the
+// file's content.
+func copyXattrs(fd int, dst string) {
+	names, err := listXattrs(fd)
 	if err != nil {
 		return
 	}
@@ -131,7 +136,7 @@ func copyXattrs(src, dst string) {
 		if skipXattr(name) {
 			continue
 		}
-		val, err := getXattr(src, name)
+		val, err := getXattr(fd, name)
 		if err != nil {
 			continue
 		}
@@ -144,13 +149,32 @@ func skipXattr(name string) bool {
 		strings.HasPrefix(name, "user.overlay.")
 }
 
-func listXattrs(p string) ([]string, error) {
-	size, err := unix.Llistxattr(p, nil)
+// flistxattr is flistxattr(2), also for an O_PATH descriptor (of a device
+// or a named pipe, which the copier does not open), through /proc.
+func flistxattr(fd int, buf []byte) (int, error) {
+	n, err := unix.Flistxattr(fd, buf)
+	if errors.Is(err, unix.EBADF) {
+		return unix.Listxattr(procFD(fd), buf)
+	}
+	return n, err
+}
+
+// fgetxattr is fgetxattr(2), also for an O_PATH descriptor.
+func fgetxattr(fd int, name string, buf []byte) (int, error) {
+	n, err := unix.Fgetxattr(fd, name, buf)
+	if errors.Is(err, unix.EBADF) {
+		return unix.Getxattr(procFD(fd), name, buf)
+	}
+	return n, err
+}
+
+func listXattrs(fd int) ([]string, error) {
+	size, err := flistxattr(fd, nil)
 	if err != nil || size == 0 {
 		return nil, err
 	}
 	buf := make([]byte, size)
-	n, err := unix.Llistxattr(p, buf)
+	n, err := flistxattr(fd, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -163,13 +187,13 @@ func listXattrs(p string) ([]string, error) {
 	return names, nil
 }
 
-func getXattr(p, name string) ([]byte, error) {
-	size, err := unix.Lgetxattr(p, name, nil)
+func getXattr(fd int, name string) ([]byte, error) {
+	size, err := fgetxattr(fd, name, nil)
 	if err != nil {
 		return nil, err
 	}
 	buf := make([]byte, size)
-	n, err := unix.Lgetxattr(p, name, buf)
+	n, err := fgetxattr(fd, name, buf)
 	if err != nil {
 		return nil, err
 	}

@@ -18,24 +18,37 @@ var capNetBind = []byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 
 func TestCopyXattrs(t *testing.T) {
 	srcRoot, destRoot := t.TempDir(), t.TempDir()
-	build(t, srcRoot, file("bin", "x").withMode(0o755))
-	p := filepath.Join(srcRoot, "bin")
-	if err := unix.Lsetxattr(p, "security.capability", capNetBind, 0); err != nil {
-		t.Skipf("set security.capability: %v", err)
+	build(t, srcRoot, dir("d"), file("d/bin", "x").withMode(0o755), special("d/fifo", "fifo"), dir("d/sub"))
+	set := func(rel, name string, val []byte) {
+		t.Helper()
+		if err := unix.Lsetxattr(filepath.Join(srcRoot, rel), name, val, 0); err != nil {
+			t.Skipf("set %s on %s: %v", name, rel, err)
+		}
 	}
-	if err := unix.Lsetxattr(p, "user.note", []byte("hi"), 0); err != nil {
-		t.Skipf("set user xattr: %v", err)
-	}
-	// --chown makes Copy chown the file, which clears capabilities if done
+	set("d/bin", "security.capability", capNetBind)
+	set("d/bin", "user.note", []byte("hi"))
+	set("d/sub", "user.dir", []byte("dir"))
+	// A named pipe is read through an O_PATH descriptor, never opened.
+	set("d/fifo", "trusted.pipe", []byte("pipe"))
+	// --chown makes Copy chown the files, which clears capabilities if done
 	// after setting them.
-	o := Options{SrcRoot: srcRoot, DestRoot: destRoot, Sources: []string{"bin"}, Dest: "/bin", Owner: &Owner{UID: 1, GID: 1}}
+	o := Options{SrcRoot: srcRoot, DestRoot: destRoot, Sources: []string{"d"}, Dest: "/out/", Owner: &Owner{UID: 1, GID: 1}}
 	if err := Copy(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string][]byte{"security.capability": capNetBind, "user.note": []byte("hi")} {
-		got, err := getXattr(filepath.Join(destRoot, "bin"), name)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s = %v, %v; want %v", name, got, err, want)
+	for _, x := range []struct {
+		path, name string
+		want       []byte
+	}{
+		{"out/bin", "security.capability", capNetBind},
+		{"out/bin", "user.note", []byte("hi")},
+		{"out/fifo", "trusted.pipe", []byte("pipe")},
+		{"out/sub", "user.dir", []byte("dir")},
+	} {
+		buf := make([]byte, 64)
+		n, err := unix.Lgetxattr(filepath.Join(destRoot, x.path), x.name, buf)
+		if err != nil || !bytes.Equal(buf[:max(n, 0)], x.want) {
+			t.Errorf("%s of %s = %q, %v; want %q", x.name, x.path, buf[:max(n, 0)], err, x.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package copier
 
 import (
 	"context"
+	"io"
 	"os"
 	"sort"
 	"testing"
@@ -54,13 +55,18 @@ func TestSelectMatchesCopy(t *testing.T) {
 			err := Select(context.Background(), o, func(e Entry) error {
 				switch {
 				case e.Info.Mode().IsRegular():
-					b, err := os.ReadFile(e.Host)
+					f, err := e.Open()
+					if err != nil {
+						return err
+					}
+					b, err := io.ReadAll(f)
+					f.Close()
 					if err != nil {
 						return err
 					}
 					selected = append(selected, "file:"+string(b))
 				case e.Info.Mode()&os.ModeSymlink != 0:
-					l, err := os.Readlink(e.Host)
+					l, err := e.Readlink()
 					if err != nil {
 						return err
 					}

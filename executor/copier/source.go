@@ -11,16 +11,16 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
+	"golang.org/x/sys/unix"
 )
 
 // item is one resolved source.
 type item struct {
 	name string      // the source as written, for messages
-	host string      // host path, symbolic links resolved
-	rel  string      // host's path inside the source root, slash-separated, "" for the root
-	fi   os.FileInfo // Lstat of host: never a symbolic link
+	rel  string      // its path inside the source root, symbolic links resolved, slash-separated, "" for the root
+	fi   os.FileInfo // its Lstat: never a symbolic link
 	base string      // the name a file takes in a destination directory
-	// parents is set for a --parents source: host is then the directory the
+	// parents is set for a --parents source: rel is then the directory the
 	// kept paths are relative to, and parents matches them.
 	parents *parentsSpec
 }
@@ -62,24 +62,25 @@ func (c *copier) lookup(name, p string) (item, error) {
 	if err != nil {
 		return item{}, fmt.Errorf("resolve %q: %w", name, bare(err))
 	}
-	fi, err := c.lstatInRoot(host)
+	rel := c.rel(host)
+	fi, err := c.lstatInRoot(rel)
 	if err != nil {
 		if c.o.Ignore != nil && errors.Is(err, ErrNotFound) && c.existsIgnoringPatterns(p) {
 			return item{}, fmt.Errorf("resolve %q: %w: excluded by .dockerignore", name, ErrNotFound)
 		}
 		return item{}, fmt.Errorf("resolve %q: %w", name, err)
 	}
-	return item{name: name, host: host, rel: c.rel(host), fi: fi, base: path.Base(p)}, nil
+	return item{name: name, rel: rel, fi: fi, base: path.Base(p)}, nil
 }
 
 // existsIgnoringPatterns tells whether p would resolve without .dockerignore.
 func (c *copier) existsIgnoringPatterns(p string) bool {
-	host, err := securejoin.SecureJoin(c.srcRoot, p)
+	fd, err := c.src.open(p, unix.O_PATH)
 	if err != nil {
 		return false
 	}
-	_, err = os.Lstat(host)
-	return err == nil
+	unix.Close(fd)
+	return true
 }
 
 // glob expands the wildcard path p: the components before the first
@@ -105,37 +106,53 @@ func (c *copier) glob(name, p string) ([]item, error) {
 	if !dir.fi.IsDir() {
 		return nil, nil
 	}
-	var matches []string // relative to the source root
-	var find func(host, rel string, depth int) error
-	find = func(host, rel string, depth int) error {
-		entries, err := os.ReadDir(host)
+	type match struct {
+		rel string // relative to the source root
+		fi  os.FileInfo
+	}
+	var matches []match
+	var find func(d srcDir, depth int) error
+	find = func(d srcDir, depth int) error {
+		entries, err := c.src.entries(d)
 		if err != nil {
-			return c.srcErr("read directory", host, err)
+			return c.srcErr("read directory", d.rel, err)
 		}
 		for _, e := range entries {
-			ok, _ := filepath.Match(parts[i+depth], e.Name())
+			ok, _ := filepath.Match(parts[i+depth], e.name)
 			if !ok {
 				continue
 			}
-			childRel := path.Join(rel, e.Name())
-			fi, err := e.Info()
+			childRel := d.child(e.name)
+			fi, err := d.lstat(e.name)
 			if err != nil {
-				return c.srcErr("stat", filepath.Join(host, e.Name()), err)
+				return c.srcErr("stat", childRel, err)
 			}
-			if !c.visible(childRel, fi) {
+			if !c.visible(childRel, fi.IsDir()) {
 				continue
 			}
 			if i+depth == len(parts)-1 {
-				matches = append(matches, childRel)
-			} else if e.IsDir() {
-				if err := find(filepath.Join(host, e.Name()), childRel, depth+1); err != nil {
+				matches = append(matches, match{childRel, fi})
+			} else if fi.IsDir() {
+				sub, err := d.openDir(e.name)
+				if err != nil {
+					return c.srcErr("open", childRel, err)
+				}
+				err = find(sub, depth+1)
+				sub.close()
+				if err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	if err := find(dir.host, dir.rel, 0); err != nil {
+	top, err := c.src.openDir(dir.rel)
+	if err != nil {
+		return nil, c.srcErr("open", dir.rel, err)
+	}
+	err = find(top, 0)
+	top.close()
+	if err != nil {
 		return nil, err
 	}
 	items := make([]item, 0, len(matches))
@@ -145,17 +162,22 @@ func (c *copier) glob(name, p string) ([]item, error) {
 		// (BuildKit itself only filters inside directories).
 		excluded := false
 		if c.excludes != nil {
-			exRel := strings.TrimPrefix(strings.TrimPrefix(m, dir.rel), "/")
+			exRel := strings.TrimPrefix(strings.TrimPrefix(m.rel, dir.rel), "/")
 			excluded, _ = c.excludes.MatchesOrParentMatches(exRel)
 		}
-		it, err := c.lookup(m, "/"+m)
+		// A match reached through directories is resolved already; a
+		// symbolic link is followed inside the root.
+		it, err := item{rel: m.rel, fi: m.fi}, error(nil)
+		if m.fi.Mode()&os.ModeSymlink != 0 {
+			it, err = c.lookup(m.rel, "/"+m.rel)
+		}
 		if excluded && (err != nil || !it.fi.IsDir()) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		it.base = path.Base(m)
+		it.base = path.Base(m.rel)
 		it.name = name
 		items = append(items, it)
 	}
@@ -206,45 +228,35 @@ func (c *copier) rel(p string) string {
 	return filepath.ToSlash(r)
 }
 
-// lstatInRoot stats host path p (inside the source root) component by
-// component, so that no symbolic link is followed on the way; entries
-// hidden by .dockerignore do not exist.
-func (c *copier) lstatInRoot(p string) (os.FileInfo, error) {
-	rel := c.rel(p)
-	cur := c.srcRoot
-	fi, err := os.Lstat(cur)
-	if err != nil {
-		return nil, bare(err)
-	}
-	if rel == "" {
-		return fi, nil
-	}
-	parts := strings.Split(rel, "/")
-	for i, part := range parts {
-		if !fi.IsDir() {
-			return nil, ErrNotFound
-		}
-		cur = filepath.Join(cur, part)
-		if fi, err = os.Lstat(cur); err != nil {
-			if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+// lstatInRoot stats rel, a path inside the source root free of symbolic
+// links, through a descriptor opened inside the root; entries hidden by
+// .dockerignore do not exist, nor does a final symbolic link (dangling or
+// looping).
+func (c *copier) lstatInRoot(rel string) (os.FileInfo, error) {
+	if rel != "" {
+		for i, ch := range rel {
+			if ch == '/' && !c.visible(rel[:i], true) {
 				return nil, ErrNotFound
 			}
-			return nil, bare(err)
-		}
-		if !c.visible(strings.Join(parts[:i+1], "/"), fi) {
-			return nil, ErrNotFound
 		}
 	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return nil, ErrNotFound // a dangling or looping link
+	fi, err := c.src.lstat(rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil, ErrNotFound
+		}
+		return nil, bare(err)
+	}
+	if !c.visible(rel, fi.IsDir()) || fi.Mode()&os.ModeSymlink != 0 {
+		return nil, ErrNotFound
 	}
 	return fi, nil
 }
 
-// visible tells whether the entry at rel (inside the source root) is part of
-// the build context: not ignored by .dockerignore, or a directory holding
-// something that is not.
-func (c *copier) visible(rel string, fi os.FileInfo) bool {
+// visible tells whether the entry at rel (inside the source root), a
+// directory or not, is part of the build context: not ignored by
+// .dockerignore, or a directory holding something that is not.
+func (c *copier) visible(rel string, isDir bool) bool {
 	pm := c.o.Ignore
 	if pm == nil || rel == "" {
 		return true
@@ -253,29 +265,43 @@ func (c *copier) visible(rel string, fi os.FileInfo) bool {
 	if err != nil || !ignored {
 		return err == nil
 	}
-	if !fi.IsDir() || !pm.Exclusions() {
+	if !isDir || !pm.Exclusions() {
 		return false
 	}
 	if v, ok := c.hidden[rel]; ok {
 		return v
 	}
-	v := c.hasVisible(rel)
+	v := false
+	if d, err := c.src.openDir(rel); err == nil {
+		d.rel = rel // as the caller wrote it
+		v = c.hasVisible(d)
+		d.close()
+	}
 	c.hidden[rel] = v
 	return v
 }
 
-// hasVisible tells whether the ignored directory rel holds a visible entry.
-func (c *copier) hasVisible(rel string) bool {
-	entries, err := os.ReadDir(filepath.Join(c.srcRoot, filepath.FromSlash(rel)))
+// hasVisible tells whether the ignored directory d holds a visible entry.
+func (c *copier) hasVisible(d srcDir) bool {
+	entries, err := c.src.entries(d)
 	if err != nil {
 		return false
 	}
 	for _, e := range entries {
-		child := rel + "/" + e.Name()
+		child := d.rel + "/" + e.name
 		if ignored, err := c.o.Ignore.MatchesOrParentMatches(child); err == nil && !ignored {
 			return true
 		}
-		if e.IsDir() && c.hasVisible(child) {
+		if !e.isDir(d) {
+			continue
+		}
+		sub, err := d.openDir(e.name)
+		if err != nil {
+			continue
+		}
+		v := c.hasVisible(sub)
+		sub.close()
+		if v {
 			return true
 		}
 	}
@@ -283,21 +309,27 @@ func (c *copier) hasVisible(rel string) bool {
 }
 
 // visibleFS lets securejoin see the source root as the build context is:
-// ignored entries do not exist.
+// ignored entries do not exist. It reads the root through its descriptor.
 type visibleFS struct{ c *copier }
 
 func (v visibleFS) Lstat(name string) (os.FileInfo, error) {
-	fi, err := os.Lstat(name)
+	fi, err := v.c.src.lstat(v.c.rel(name))
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "lstat", Path: name, Err: err}
 	}
-	if !v.c.visible(v.c.rel(name), fi) {
+	if !v.c.visible(v.c.rel(name), fi.IsDir()) {
 		return nil, &os.PathError{Op: "lstat", Path: name, Err: syscall.ENOENT}
 	}
 	return fi, nil
 }
 
-func (v visibleFS) Readlink(name string) (string, error) { return os.Readlink(name) }
+func (v visibleFS) Readlink(name string) (string, error) {
+	target, err := v.c.src.readlink(v.c.rel(name))
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return target, nil
+}
 
 // hasWildcard tells whether p holds an unescaped wildcard character.
 func hasWildcard(p string) bool {

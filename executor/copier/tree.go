@@ -1,7 +1,6 @@
 package copier
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,10 +29,11 @@ type level struct {
 // created only when something below it is copied (--parents, and the
 // exceptions of .dockerignore and --exclude patterns).
 type pending struct {
-	src, dst string
-	fi       os.FileInfo
-	made     bool // created or found by materialize
-	existed  bool // was there before
+	src     srcDir // open while the walk is below it
+	dst     string
+	fi      os.FileInfo
+	made    bool // created or found by materialize
+	existed bool // was there before
 }
 
 // visit decides about the entry name below parent: whether it is copied
@@ -78,30 +78,29 @@ func (c *copier) visit(parent level, name string, isDir bool) (lv level, keep, d
 }
 
 // eachChild calls fn, in name order, for each entry of the source
-// directory dir that the include and exclude rules keep or go into, with
-// its host path, its Lstat, its level and whether it is kept.
-func (c *copier) eachChild(dir string, lv level, fn func(p string, fi os.FileInfo, childLv level, keep bool) error) error {
-	entries, err := os.ReadDir(dir)
+// directory d that the include and exclude rules keep or go into, with its
+// name, its Lstat, its level and whether it is kept.
+func (c *copier) eachChild(d srcDir, lv level, fn func(name string, fi os.FileInfo, childLv level, keep bool) error) error {
+	entries, err := c.src.entries(d)
 	if err != nil {
-		return c.srcErr("read directory", dir, err)
+		return c.srcErr("read directory", d.rel, err)
 	}
 	for _, e := range entries {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		childLv, keep, descend, err := c.visit(lv, e.Name(), e.IsDir())
+		childLv, keep, descend, err := c.visit(lv, e.name, e.isDir(d))
 		if err != nil {
 			return err
 		}
 		if !keep && !descend {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
+		fi, err := d.lstat(e.name)
 		if err != nil {
-			return c.srcErr("stat", p, err)
+			return c.srcErr("stat", d.child(e.name), err)
 		}
-		if err := fn(p, fi, childLv, keep); err != nil {
+		if err := fn(e.name, fi, childLv, keep); err != nil {
 			return err
 		}
 	}
@@ -110,38 +109,42 @@ func (c *copier) eachChild(dir string, lv level, fn func(p string, fi os.FileInf
 
 // walk copies the entries of the source directory src into dst. The
 // directories in chain are created, if need be, before the first entry is
-// copied.
-func (c *copier) walk(src, dst string, lv level, chain []*pending) error {
-	return c.eachChild(src, lv, func(s string, fi os.FileInfo, childLv level, keep bool) error {
-		d := filepath.Join(dst, filepath.Base(s))
-		switch {
-		case keep && fi.IsDir():
+// copied. It goes down by descriptors: a directory swapped for a symbolic
+// link meanwhile is an error, never followed.
+func (c *copier) walk(src srcDir, dst string, lv level, chain []*pending) error {
+	return c.eachChild(src, lv, func(name string, fi os.FileInfo, childLv level, keep bool) error {
+		d := filepath.Join(dst, name)
+		if fi.IsDir() {
+			sub, err := src.openDir(name)
+			if err != nil {
+				return c.srcErr("open", src.child(name), err)
+			}
+			defer sub.close()
+			if !keep {
+				p := &pending{src: sub, dst: d, fi: fi}
+				if err := c.walk(sub, d, childLv, append(chain, p)); err != nil {
+					return err
+				}
+				return c.finishPending([]*pending{p})
+			}
 			if err := c.materialize(chain); err != nil {
 				return err
 			}
 			if err := c.makeDir(d); err != nil {
 				return err
 			}
-			if err := c.walk(s, d, childLv, nil); err != nil {
+			if err := c.walk(sub, d, childLv, nil); err != nil {
 				return err
 			}
-			return c.copyMeta(s, fi, d)
-		case fi.IsDir():
-			p := &pending{src: s, dst: d, fi: fi}
-			if err := c.walk(s, d, childLv, append(chain, p)); err != nil {
-				return err
-			}
-			return c.finishPending([]*pending{p})
-		case keep:
-			if fi.Mode()&os.ModeSocket != 0 {
-				return nil
-			}
-			if err := c.materialize(chain); err != nil {
-				return err
-			}
-			return c.copyEntry(s, fi, d)
+			return c.copyMeta(sub.fd, fi, d)
 		}
-		return nil
+		if !keep || fi.Mode()&os.ModeSocket != 0 {
+			return nil
+		}
+		if err := c.materialize(chain); err != nil {
+			return err
+		}
+		return c.copyEntry(src, name, fi, d)
 	})
 }
 
@@ -173,7 +176,7 @@ func (c *copier) finishPending(chain []*pending) error {
 				return c.destErr("chmod", p.dst, err)
 			}
 		default:
-			if err := c.copyMeta(p.src, p.fi, p.dst); err != nil {
+			if err := c.copyMeta(p.src.fd, p.fi, p.dst); err != nil {
 				return err
 			}
 		}
@@ -186,32 +189,46 @@ func (c *copier) finishPending(chain []*pending) error {
 func (c *copier) copyParents(it item, destHost string) error {
 	spec := it.parents
 	lv := level{ignRel: it.rel, include: spec.include}
+	top, err := c.src.openDir(it.rel)
+	if err != nil {
+		return c.srcErr("open", it.rel, err)
+	}
+	defer top.close()
 	// Walk straight down the components without wildcards instead of
 	// reading every directory of the source.
 	var chain []*pending
-	src, dst := it.host, destHost
+	defer func() {
+		for _, p := range chain {
+			p.src.close()
+		}
+	}()
+	src, dst := top, destHost
 	parts := strings.Split(spec.pattern, "/")
 	for i := 0; i < len(parts)-1 && !hasWildcard(parts[i]) && !strings.Contains(parts[i], "**"); i++ {
 		next, keep, descend, err := c.visit(lv, parts[i], true)
 		if err != nil {
 			return err
 		}
-		s := filepath.Join(src, parts[i])
-		fi, err := os.Lstat(s)
+		fi, err := src.lstat(parts[i])
 		if err != nil || !fi.IsDir() || !(keep || descend) {
 			return c.mkdirAll(destHost) // nothing there: BuildKit still makes the destination
 		}
 		if keep { // the pattern cannot match a directory above its last component
 			break
 		}
-		src, dst, lv = s, filepath.Join(dst, parts[i]), next
-		chain = append(chain, &pending{src: s, dst: dst, fi: fi})
+		sub, err := src.openDir(parts[i])
+		if err != nil {
+			return c.srcErr("open", src.child(parts[i]), err)
+		}
+		src, dst, lv = sub, filepath.Join(dst, parts[i]), next
+		chain = append(chain, &pending{src: sub, dst: dst, fi: fi})
 	}
-	return c.copyDirInto(it, destHost, lv, chain)
+	return c.copyDirInto(it, top, destHost, lv, chain)
 }
 
-// copyEntry copies the non-directory src (described by fi) to dst.
-func (c *copier) copyEntry(src string, fi os.FileInfo, dst string) error {
+// copyEntry copies the non-directory name of the source directory d
+// (described by fi) to dst.
+func (c *copier) copyEntry(d srcDir, name string, fi os.FileInfo, dst string) error {
 	if fi.Mode()&os.ModeSocket != 0 {
 		return nil
 	}
@@ -231,30 +248,36 @@ func (c *copier) copyEntry(src string, fi os.FileInfo, dst string) error {
 			}
 			c.links[id] = dst
 		}
-		if err := c.copyFile(src, dst); err != nil {
-			return err
-		}
+		return c.copyFile(d, name, fi, dst)
 	case fi.Mode()&os.ModeSymlink != 0:
-		target, err := os.Readlink(src)
+		target, err := d.readlink(name)
 		if err != nil {
-			return c.srcErr("read link", src, err)
+			return c.srcErr("read link", d.child(name), err)
 		}
 		if err := os.Symlink(target, dst); err != nil {
 			return c.destErr("symlink", dst, err)
 		}
+		return c.copyMeta(-1, fi, dst)
 	default: // devices and named pipes
 		if err := unix.Mknod(dst, st.Mode&unix.S_IFMT|0o600, int(st.Rdev)); err != nil {
 			return c.destErr("mknod", dst, err)
 		}
+		// Opened only to read its extended attributes.
+		fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return c.copyMeta(-1, fi, dst)
+		}
+		defer unix.Close(fd)
+		return c.copyMeta(fd, fi, dst)
 	}
-	return c.copyMeta(src, fi, dst)
 }
 
-// copyFile streams the regular file src into the new file dst.
-func (c *copier) copyFile(src, dst string) error {
-	in, err := openRegular(src)
+// copyFile streams the regular file name of the source directory d into
+// the new file dst, and gives dst its metadata.
+func (c *copier) copyFile(d srcDir, name string, fi os.FileInfo, dst string) error {
+	in, err := d.openFile(name)
 	if err != nil {
-		return c.srcErr("open", src, err)
+		return c.srcErr("open", d.child(name), err)
 	}
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
@@ -266,26 +289,9 @@ func (c *copier) copyFile(src, dst string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("copy %s: %w", c.showSrc(src), bare(err))
+		return fmt.Errorf("copy %s: %w", showSrc(d.child(name)), bare(err))
 	}
-	return nil
-}
-
-// openRegular opens the source file p for reading; p must still be a
-// regular file (opening a named pipe put there since would block).
-func openRegular(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|noFollow|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = errors.New("not a regular file")
-		}
-		return nil, err
-	}
-	return f, nil
+	return c.copyMeta(int(in.Fd()), fi, dst)
 }
 
 // clearTarget removes what stands at dst so that a non-directory can be

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 )
 
@@ -30,19 +29,21 @@ type UnpackOptions struct {
 // modes and owners. It returns ErrNotArchive, having written nothing, when
 // src is not an archive.
 func Unpack(ctx context.Context, src, dest string, o UnpackOptions) error {
-	fi, err := os.Lstat(src)
+	c, err := newCopier(ctx, Options{SrcRoot: filepath.Dir(src), DestRoot: dest})
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	name := filepath.Base(src)
+	fi, err := c.src.lstat(name)
 	if err != nil {
 		return fmt.Errorf("unpack: %w", bare(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("unpack: %w", ErrNotArchive)
 	}
-	c, err := newCopier(ctx, Options{SrcRoot: filepath.Dir(src), DestRoot: dest})
-	if err != nil {
-		return err
-	}
 	c.maxSize = max(o.MaxSize, 0)
-	it := item{name: fi.Name(), host: src, fi: fi, base: fi.Name()}
+	it := item{name: name, rel: name, fi: fi, base: name}
 	done, err := c.tryUnpack(it, c.destRoot)
 	if err != nil {
 		return err
