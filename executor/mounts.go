@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
 
 	"github.com/mybuild/mybuild/executor/copier"
 	"github.com/mybuild/mybuild/executor/sandbox"
@@ -149,25 +149,30 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 	}
 	var host string
 	if m.From.Context {
-		if b.cfg.ContextDir == "" {
+		if b.context == nil {
 			return fmt.Errorf("bind mount %s: no build context", target)
 		}
-		p, err := securejoin.SecureJoin(b.cfg.ContextDir, src)
+		// The source is pinned now, resolved inside the build's context
+		// as COPY resolves it (symbolic links followed inside it), and
+		// used through its descriptor: whoever can change the context
+		// cannot swap a path to the host in before the step mounts it.
+		h, err := b.context.OpenPath(src)
 		if err != nil {
-			return fmt.Errorf("bind mount %s: resolve %s: %w", target, src, err)
+			return fmt.Errorf("bind mount %s: source %s: %w", target, src, unwrapPath(err))
 		}
+		rm.release = append(rm.release, func() { h.Close() })
 		if b.cfg.Ignore == nil && spec.ReadOnly {
-			// The source is pinned now, resolved inside the context, and
-			// bound through its descriptor: whoever can change the
-			// context cannot swap in a path to the host before the step
-			// mounts it.
-			if host, err = pinContextPath(rm, b.cfg.ContextDir, src); err != nil {
+			if host, err = b.pin(rm, h); err != nil {
 				return fmt.Errorf("bind mount %s: source %s: %w", target, src, err)
 			}
 		} else {
 			// .dockerignore applies to bind mounts too (as in BuildKit),
 			// and rw must not write to the context: a copy.
-			if host, err = b.contextCopy(ctx, rm, src, p); err != nil {
+			fi, err := h.Stat()
+			if err != nil {
+				return fmt.Errorf("bind mount %s: source %s: %w", target, src, unwrapPath(err))
+			}
+			if host, err = b.contextCopy(ctx, rm, src, fi.IsDir()); err != nil {
 				return fmt.Errorf("bind mount %s: %w", target, err)
 			}
 		}
@@ -187,38 +192,57 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 	return nil
 }
 
-// pinContextPath opens src inside the context dir (symbolic links resolved
-// inside it, openat2 RESOLVE_IN_ROOT) and returns a path naming exactly
-// that file through the descriptor, open until the step's mounts are
+// pin binds the file or directory h is open on at a new mount point in a
+// directory of the step, in the builder's own mount namespace (which the
+// sandbox's is copied from): a mount made from a descriptor of another
+// namespace's mount is refused. The mount goes when the step's mounts are
 // released.
-func pinContextPath(rm *runMounts, dir, src string) (string, error) {
-	f, err := pathrs.OpenInRoot(dir, src)
+func (b *build) pin(rm *runMounts, h *os.File) (string, error) {
+	fi, err := h.Stat()
 	if err != nil {
 		return "", unwrapPath(err)
 	}
-	rm.release = append(rm.release, func() { f.Close() })
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), nil
-}
-
-// contextCopy copies the context's src (resolved to p), without what
-// .dockerignore excludes, to a directory that lasts as long as the step.
-func (b *build) contextCopy(ctx context.Context, rm *runMounts, src, p string) (string, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "", fmt.Errorf("source %s: %w", src, unwrapPath(err))
-	}
-	dir, err := b.tempDir(rm)
+	tmp, err := b.tempDir(rm)
 	if err != nil {
 		return "", err
 	}
-	o := copier.Options{SrcRoot: b.cfg.ContextDir, Sources: []string{src}, DestRoot: dir, Dest: "/", Ignore: b.cfg.Ignore, DirTime: b.dirTime()}
+	target := filepath.Join(tmp, "pinned")
+	if fi.IsDir() {
+		err = os.Mkdir(target, 0o700)
+	} else {
+		err = os.WriteFile(target, nil, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create mount point: %w", unwrapPath(err))
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d", h.Fd())
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return "", fmt.Errorf("pin: %w", err)
+	}
+	rm.release = append(rm.release, func() {
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			b.logger().Warn("unmount pinned source", "err", err)
+		}
+	})
+	return target, nil
+}
+
+// contextCopy copies the context's src (a directory when dir is set),
+// without what .dockerignore excludes, to a directory that lasts as long
+// as the step, and returns the path of the copy.
+func (b *build) contextCopy(ctx context.Context, rm *runMounts, src string, dir bool) (string, error) {
+	tmp, err := b.tempDir(rm)
+	if err != nil {
+		return "", err
+	}
+	o := copier.Options{Root: b.context, Sources: []string{src}, DestRoot: tmp, Dest: "/", Ignore: b.cfg.Ignore, DirTime: b.dirTime()}
 	if err := copier.Copy(ctx, o); err != nil {
 		return "", err
 	}
-	if fi.IsDir() {
-		return dir, nil
+	if dir {
+		return tmp, nil
 	}
-	return filepath.Join(dir, filepath.Base(p)), nil
+	return filepath.Join(tmp, path.Base(path.Clean("/"+src))), nil
 }
 
 // tempDir makes a directory removed when the step's mounts are released.

@@ -29,21 +29,27 @@ import (
 // are the context's: the marker never reaches a layer, nor a message.
 func TestRaceContextSwap(t *testing.T) {
 	e := newEnv(t)
+	const copyDir = "FROM busybox\nCOPY dir /out/\n"
+	// The bound directory is pinned when the step is prepared; before,
+	// its path was bound by the sandbox some milliseconds later.
+	const bindDir = "FROM busybox\nRUN --mount=type=bind,source=dir,target=/src cp -r /src /out\n"
 	for _, tc := range []struct {
-		name    string
-		swapped string // the path exchanged with a link to the host, relative to the context
+		name       string
+		swapped    string // the path exchanged with a link to the host, relative to the context
+		dockerfile string
 	}{
-		{"a directory of the context", "dir"},
-		{"the context directory", "."},
+		{"a directory of the context", "dir", copyDir},
+		{"the context directory", ".", copyDir},
+		{"a directory bound by RUN --mount", "dir", bindDir},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &env{t: t, root: e.root}
-			raceContextSwap(t, e, tc.swapped)
+			raceContextSwap(t, e, tc.swapped, tc.dockerfile)
 		})
 	}
 }
 
-func raceContextSwap(t *testing.T, e *env, swapped string) {
+func raceContextSwap(t *testing.T, e *env, swapped, dockerfile string) {
 	const nFiles = 200
 	var raw [8]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -60,7 +66,7 @@ func raceContextSwap(t *testing.T, e *env, swapped string) {
 	if err := os.Chmod(host, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{"Dockerfile": "FROM busybox\nCOPY dir /out/\n"}
+	files := map[string]string{"Dockerfile": dockerfile}
 	for i := 0; i < nFiles; i++ {
 		name := fmt.Sprintf("f%03d", i)
 		files["dir/"+name] = "context file\n"

@@ -97,3 +97,19 @@ func (r *Root) Sub(name string) (*Root, error) {
 	})
 	return sub, err
 }
+
+// OpenPath opens name inside the root, resolved as OpenFile resolves a
+// file, whatever its type, as an O_PATH descriptor: a handle on exactly
+// that file, to bind-mount it through /proc/PID/fd/N.
+func (r *Root) OpenPath(name string) (*os.File, error) {
+	var f *os.File
+	err := r.lookup(name, func(c *copier, it item) error {
+		fd, err := c.src.open(it.rel, unix.O_PATH|unix.O_NOFOLLOW)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: name, Err: bare(err)}
+		}
+		f = os.NewFile(uintptr(fd), name)
+		return nil
+	})
+	return f, err
+}
