@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/mybuild/mybuild/executor/copier"
@@ -148,20 +149,31 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 		src = "/"
 	}
 	var host string
-	if m.From.Context {
-		if b.context == nil {
+	var dir *copier.Root // a context's directory, or nil for a stage or image
+	ignore := b.cfg.Ignore
+	switch {
+	case m.From.Context:
+		if dir = b.context; dir == nil {
 			return fmt.Errorf("bind mount %s: no build context", target)
 		}
-		// The source is pinned now, resolved inside the build's context
-		// as COPY resolves it (symbolic links followed inside it), and
-		// used through its descriptor: whoever can change the context
-		// cannot swap a path to the host in before the step mounts it.
-		h, err := b.context.OpenPath(src)
+	case m.From.Named != "":
+		var err error
+		if dir, err = b.namedRoot(m.From.Named); err != nil {
+			return fmt.Errorf("bind mount %s: %w", target, err)
+		}
+		ignore = nil // .dockerignore is the main context's
+	}
+	if dir != nil {
+		// The source is pinned now, resolved inside the context as COPY
+		// resolves it (symbolic links followed inside it), and used
+		// through its descriptor: whoever can change the context cannot
+		// swap a path to the host in before the step mounts it.
+		h, err := dir.OpenPath(src)
 		if err != nil {
 			return fmt.Errorf("bind mount %s: source %s: %w", target, src, unwrapPath(err))
 		}
 		rm.release = append(rm.release, func() { h.Close() })
-		if b.cfg.Ignore == nil && spec.ReadOnly {
+		if ignore == nil && spec.ReadOnly {
 			if host, err = b.pin(rm, h); err != nil {
 				return fmt.Errorf("bind mount %s: source %s: %w", target, src, err)
 			}
@@ -172,7 +184,7 @@ func (b *build) bindMount(ctx context.Context, rm *runMounts, m planner.RunMount
 			if err != nil {
 				return fmt.Errorf("bind mount %s: source %s: %w", target, src, unwrapPath(err))
 			}
-			if host, err = b.contextCopy(ctx, rm, src, fi.IsDir()); err != nil {
+			if host, err = b.contextCopy(ctx, rm, dir, ignore, src, fi.IsDir()); err != nil {
 				return fmt.Errorf("bind mount %s: %w", target, err)
 			}
 		}
@@ -227,15 +239,15 @@ func (b *build) pin(rm *runMounts, h *os.File) (string, error) {
 	return target, nil
 }
 
-// contextCopy copies the context's src (a directory when dir is set),
-// without what .dockerignore excludes, to a directory that lasts as long
-// as the step, and returns the path of the copy.
-func (b *build) contextCopy(ctx context.Context, rm *runMounts, src string, dir bool) (string, error) {
+// contextCopy copies src of the context root (a directory when dir is
+// set), without what ignore excludes, to a directory that lasts as long as
+// the step, and returns the path of the copy.
+func (b *build) contextCopy(ctx context.Context, rm *runMounts, root *copier.Root, ignore *patternmatcher.PatternMatcher, src string, dir bool) (string, error) {
 	tmp, err := b.tempDir(rm)
 	if err != nil {
 		return "", err
 	}
-	o := copier.Options{Root: b.context, Sources: []string{src}, DestRoot: tmp, Dest: "/", Ignore: b.cfg.Ignore, DirTime: b.dirTime()}
+	o := copier.Options{Root: root, Sources: []string{src}, DestRoot: tmp, Dest: "/", Ignore: ignore, DirTime: b.dirTime()}
 	if err := copier.Copy(ctx, o); err != nil {
 		return "", err
 	}

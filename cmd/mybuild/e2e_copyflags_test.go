@@ -258,6 +258,8 @@ COPY --from=assets sub /sub/
 COPY --from=files /etc/motd /motd
 COPY --from=fromlayout /marker /marker
 COPY --from=layered /marker /marker2
+RUN --mount=type=bind,from=assets,target=/assets cat /assets/logo.txt > /mounted.txt
+RUN --mount=type=bind,from=assets,source=sub,target=/sub2,rw echo rw > /sub2/new && cat /sub2/x.txt > /mounted-rw.txt
 `})
 	e.mustRun("build", "-t", "ctx",
 		"--build-context", "assets="+assets,
@@ -266,13 +268,17 @@ COPY --from=layered /marker /marker2
 		"--build-context", "alias=docker-image://busybox:latest",
 		ctx)
 	got := e.image("ctx:latest")
-	for p, want := range map[string]string{"logo.txt": "logo\n", "sub/x.txt": "x\n", "motd": "hi\n", "marker": "marker\n", "marker2": "marker\n"} {
+	for p, want := range map[string]string{"logo.txt": "logo\n", "sub/x.txt": "x\n", "motd": "hi\n", "marker": "marker\n", "marker2": "marker\n",
+		"mounted.txt": "logo\n", "mounted-rw.txt": "x\n"} {
 		if v, _ := fileIn(t, got, p); v != want {
 			t.Errorf("/%s = %q, want %q", p, v, want)
 		}
 	}
 	if _, ok := fileIn(t, got, "bin/busybox"); !ok {
 		t.Errorf("FROM alias (docker-image://busybox) has no /bin/busybox")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "sub", "new")); err == nil {
+		t.Errorf("a rw bind mount of a named context wrote into it")
 	}
 
 	// A stage FROM the layout starts from its config.
