@@ -161,7 +161,7 @@ func runBuild(ctx context.Context, g *globals, o *buildOptions, contextArg strin
 	if err != nil {
 		return err
 	}
-	runner, err := parseRuntime(o.runtime)
+	runner, err := parseRuntime(o.runtime, g.root)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -102,11 +103,12 @@ func parseBytes(s string) (int64, error) {
 	return int64(f * mult), nil
 }
 
-// parseRuntime turns --runtime into the runtime of RUN steps: nil for the
-// built-in one, else an OCI runtime program, which must exist.
-func parseRuntime(v string) (sandbox.Runtime, error) {
+// parseRuntime turns --runtime into the runtime of RUN steps: the
+// built-in one (keeping its compiled seccomp filters in the store at
+// root), else an OCI runtime program, which must exist.
+func parseRuntime(v, root string) (sandbox.Runtime, error) {
 	if v == "" || v == "builtin" {
-		return nil, nil
+		return &sandbox.Builtin{CacheDir: filepath.Join(root, "sandbox", "seccomp")}, nil
 	}
 	rt, err := sandbox.OCIRuntime(v)
 	if err != nil {

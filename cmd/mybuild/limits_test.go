@@ -63,10 +63,12 @@ func TestLimitFlags(t *testing.T) {
 }
 
 func TestRuntimeAndAllowFlags(t *testing.T) {
-	if rt, err := parseRuntime("builtin"); rt != nil || err != nil {
+	if rt, err := parseRuntime("builtin", "/store"); err != nil || rt.Name() != "builtin" {
 		t.Errorf("builtin: %v, %v; want the built-in runtime", rt, err)
+	} else if b := rt.(*sandbox.Builtin); b.CacheDir != "/store/sandbox/seccomp" {
+		t.Errorf("builtin runtime caches filters in %q", b.CacheDir)
 	}
-	if _, err := parseRuntime("no-such-runtime"); err == nil || !strings.Contains(err.Error(), `invalid --runtime "no-such-runtime"`) {
+	if _, err := parseRuntime("no-such-runtime", "/store"); err == nil || !strings.Contains(err.Error(), `invalid --runtime "no-such-runtime"`) {
 		t.Errorf("a runtime that does not exist: %v", err)
 	}
 	if ok, err := parseAllow([]string{"security.insecure"}); !ok || err != nil {

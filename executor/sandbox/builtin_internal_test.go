@@ -112,3 +112,32 @@ func TestDeviceRulesV2(t *testing.T) {
 		t.Errorf("in the cgroup: %q, want /dev/kmsg refused and /dev/zero read", got)
 	}
 }
+
+// TestSeccompFilterCache: a filter compiled once is kept in CacheDir and
+// read back by the next builder; a damaged one is compiled again.
+func TestSeccompFilterCache(t *testing.T) {
+	dir := t.TempDir()
+	spec, err := GenerateSpec(Spec{Root: "/r", Args: []string{"true"}}, HostPaths{Hosts: "/h", Resolv: "/r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := (&Builtin{CacheDir: dir}).seccompFilter(spec.Linux.Seccomp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.bpf"))
+	if len(files) != 1 {
+		t.Fatalf("cached filters: %v, want one", files)
+	}
+	again, _, err := (&Builtin{CacheDir: dir}).seccompFilter(spec.Linux.Seccomp)
+	if err != nil || !bytes.Equal(first, again) {
+		t.Errorf("cached filter differs (%v)", err)
+	}
+	if err := os.WriteFile(files[0], []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixed, _, err := (&Builtin{CacheDir: dir}).seccompFilter(spec.Linux.Seccomp)
+	if err != nil || !bytes.Equal(first, fixed) {
+		t.Errorf("a damaged cached filter was used (%v)", err)
+	}
+}

@@ -4,18 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +32,11 @@ import (
 // the command is pid 1 of its pid namespace and nothing of the builder is
 // left inside. The zero value is ready to use and may be shared.
 type Builtin struct {
+	// CacheDir, when set, keeps the compiled seccomp filters across
+	// builds (compiling Docker's profile takes about 16 ms); it must be
+	// as private as the rest of the builder's store.
+	CacheDir string
+
 	exeOnce sync.Once
 	exe     *os.File
 	exeErr  error
@@ -53,6 +62,11 @@ type initConfig struct {
 	// Spec.Linux.Seccomp, loaded just before the command starts.
 	Seccomp      []byte
 	SeccompFlags uint
+	// Caps are the spec's capability sets, as masks.
+	Caps capSets
+	// Cgroups are the mount points of the cgroup hierarchies the init
+	// is in a cgroup of its own in: what /sys/fs/cgroup shows.
+	Cgroups []string
 }
 
 // initResult is what Init reports back on the status pipe when it could
@@ -73,10 +87,30 @@ func (b *Builtin) run(ctx context.Context, c *container) error {
 	if err != nil {
 		return err
 	}
-	cfg := initConfig{Spec: c.spec}
+	// The init gets the compiled filter and capability masks, not the
+	// profile and the names: less to decode before the command starts.
+	spec := *c.spec
+	linux := *spec.Linux
+	spec.Linux = &linux
+	linux.Seccomp = nil
+	cfg := initConfig{Spec: &spec}
 	if sc := c.spec.Linux.Seccomp; sc != nil {
 		if cfg.Seccomp, cfg.SeccompFlags, err = b.seccompFilter(sc); err != nil {
 			return err
+		}
+	}
+	caps, err := newCapSets(c.spec.Process.Capabilities)
+	if err != nil {
+		return err
+	}
+	cfg.Caps = *caps
+	mounts, err := readCgroupMounts()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if c.cgroup.joined(m) {
+			cfg.Cgroups = append(cfg.Cgroups, m.dir)
 		}
 	}
 	flags, err := cloneFlags(c.spec)
@@ -111,14 +145,28 @@ func (b *Builtin) run(ctx context.Context, c *container) error {
 	// The pid namespace dies with its pid 1, so nothing can keep the
 	// output pipes open for long; this only bounds a pathological case.
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	// The init starts in the v2 cgroup (clone3 CLONE_INTO_CGROUP, kernel
+	// 5.7+), else it is moved there like into the v1 ones.
+	inV2 := false
+	if fd := c.cgroup.openV2(); fd >= 0 {
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		inV2 = true
+	}
+	err = cmd.Start()
+	if err != nil && inV2 {
+		cmd = cloneCmd(ctx, cmd)
+		inV2 = false
+		err = cmd.Start()
+	}
+	if err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
 	}
 	specR.Close()
 	statW.Close()
 	// The init waits for its config, so it is in the cgroup before it
 	// does anything else.
-	if err := c.cgroup.place(cmd.Process.Pid); err != nil {
+	if err := c.cgroup.place(cmd.Process.Pid, inV2); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return fmt.Errorf("run sandbox: %w", err)
@@ -189,6 +237,17 @@ func reapTraced(pid int) (stop func()) {
 		close(done)
 		<-finished
 	}
+}
+
+// cloneCmd copies cmd, not yet started, without CLONE_INTO_CGROUP.
+func cloneCmd(ctx context.Context, cmd *exec.Cmd) *exec.Cmd {
+	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	c.Args = cmd.Args
+	c.Env, c.Dir, c.Stdout, c.Stderr, c.ExtraFiles, c.WaitDelay = cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles, cmd.WaitDelay
+	attr := *cmd.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	c.SysProcAttr = &attr
+	return c
 }
 
 // exitStatus turns how the command ended into nil or an *ExitError.
@@ -281,7 +340,8 @@ func sealedCopy(p string) (*os.File, error) {
 	return dst, nil
 }
 
-// seccompFilter compiles sc (once per profile) into a BPF program.
+// seccompFilter compiles sc (once per profile, and with CacheDir once
+// per store) into a BPF program.
 func (b *Builtin) seccompFilter(sc *specs.LinuxSeccomp) ([]byte, uint, error) {
 	flags, err := seccompFlags(sc.Flags)
 	if err != nil {
@@ -291,19 +351,52 @@ func (b *Builtin) seccompFilter(sc *specs.LinuxSeccomp) ([]byte, uint, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode seccomp profile: %w", err)
 	}
-	key := sha256.Sum256(data)
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	key := sha256.Sum256(fmt.Appendf(data, "\nlibseccomp %d.%d.%d %s", major, minor, micro, goruntime.GOARCH))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if prog, ok := b.filters[key]; ok {
 		return prog, flags, nil
 	}
-	prog, err := compileSeccomp(sc)
-	if err != nil {
-		return nil, 0, err
+	cached := ""
+	if b.CacheDir != "" {
+		cached = filepath.Join(b.CacheDir, hex.EncodeToString(key[:])+".bpf")
+	}
+	prog, err := os.ReadFile(cached)
+	if cached == "" || err != nil || len(prog) == 0 || len(prog)%8 != 0 {
+		if prog, err = compileSeccomp(sc); err != nil {
+			return nil, 0, err
+		}
+		if cached != "" {
+			// A failure to cache costs the next build a compilation only.
+			_ = atomicWrite(cached, prog)
+		}
 	}
 	if b.filters == nil {
 		b.filters = map[[32]byte][]byte{}
 	}
 	b.filters[key] = prog
 	return prog, flags, nil
+}
+
+// atomicWrite writes data to name through a temporary file and a rename.
+func atomicWrite(name string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -48,7 +48,7 @@ func allCapabilities() []string {
 
 // capSets are a spec's capability sets as bit masks.
 type capSets struct {
-	bounding, permitted, effective, inheritable, ambient uint64
+	Bounding, Permitted, Effective, Inheritable, Ambient uint64
 }
 
 // newCapSets reads the spec's sets. A capability this kernel does not
@@ -71,11 +71,11 @@ func newCapSets(c *specs.LinuxCapabilities) (*capSets, error) {
 		}
 		return m
 	}
-	s.bounding = mask(c.Bounding)
-	s.permitted = mask(c.Permitted)
-	s.effective = mask(c.Effective)
-	s.inheritable = mask(c.Inheritable)
-	s.ambient = mask(c.Ambient)
+	s.Bounding = mask(c.Bounding)
+	s.Permitted = mask(c.Permitted)
+	s.Effective = mask(c.Effective)
+	s.Inheritable = mask(c.Inheritable)
+	s.Ambient = mask(c.Ambient)
 	return s, nil
 }
 
@@ -83,7 +83,7 @@ func newCapSets(c *specs.LinuxCapabilities) (*capSets, error) {
 // capability not in the spec's.
 func (s *capSets) dropBounding() error {
 	for c := uint(0); c < 64; c++ {
-		if s.bounding&(1<<c) != 0 {
+		if s.Bounding&(1<<c) != 0 {
 			continue
 		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
@@ -103,15 +103,15 @@ func (s *capSets) apply() error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	for i := range data {
-		data[i].Permitted = uint32(s.permitted >> (32 * i))
-		data[i].Effective = uint32(s.effective >> (32 * i))
-		data[i].Inheritable = uint32(s.inheritable >> (32 * i))
+		data[i].Permitted = uint32(s.Permitted >> (32 * i))
+		data[i].Effective = uint32(s.Effective >> (32 * i))
+		data[i].Inheritable = uint32(s.Inheritable >> (32 * i))
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("set capabilities: %w", err)
 	}
 	for c := uint(0); c < 64; c++ {
-		if s.ambient&(1<<c) == 0 {
+		if s.Ambient&(1<<c) == 0 {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/opencontainers/cgroups"
 	_ "github.com/opencontainers/cgroups/devices" // device rules for v1 and v2
 	devconfig "github.com/opencontainers/cgroups/devices/config"
@@ -25,8 +27,8 @@ const cgroupParent = "mybuild"
 
 // cgroup is one sandbox's cgroup: a directory in the unified (v2)
 // hierarchy, which holds the limits when it offers their controllers, and
-// one in every v1 hierarchy (as runc makes), which holds the limits v2
-// cannot. Every sandbox gets one, limits or not: its device
+// one in the v1 hierarchies of the devices controller and of the limits
+// v2 cannot hold. Every sandbox gets one, limits or not: its device
 // rules allow only the default devices (v1 devices controller, or a v2
 // BPF program where there is no v1 one), its processes are killed and
 // counted through it, and the command sees it as the root of its cgroup
@@ -87,12 +89,19 @@ func newCgroup(id string, l Limits, rules []specs.LinuxDeviceCgroup) (_ *cgroup,
 	} else {
 		v1need = need
 	}
-	// Every v1 hierarchy, as runc joins them all: the command's cgroup
-	// namespace then starts at its own cgroup in each.
-	for _, m := range mounts {
-		if m.v2 {
-			continue
+	// In v1, the hierarchies the sandbox needs: devices, and those of the
+	// limits v2 cannot hold. Moving a process into a v1 cgroup waits for
+	// an RCU grace period (about a millisecond here, each), so the others
+	// are left alone; runc joins them all (see TestRuntimeParity).
+	if slices.ContainsFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, "devices") }) {
+		v1need = append(v1need, "devices")
+	}
+	for _, ctrl := range v1need {
+		i := slices.IndexFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, ctrl) })
+		if i < 0 {
+			return nil, fmt.Errorf("create cgroup: no %s controller", ctrl)
 		}
+		m := mounts[i]
 		own := m.sub(selfPath(self, m.controllers))
 		if c.specPath[0] == '/' {
 			own = m.dir
@@ -101,13 +110,8 @@ func newCgroup(id string, l Limits, rules []specs.LinuxDeviceCgroup) (_ *cgroup,
 		if err := mkdirCgroup(own, dir, slices.Contains(m.controllers, "cpuset")); err != nil {
 			return nil, err
 		}
-		for _, ctrl := range m.options {
-			c.v1[ctrl] = dir
-		}
-	}
-	for _, ctrl := range v1need {
-		if c.v1[ctrl] == "" {
-			return nil, fmt.Errorf("create cgroup: no %s controller", ctrl)
+		for _, o := range m.options {
+			c.v1[o] = dir
 		}
 	}
 	if err := c.apply(); err != nil {
@@ -278,14 +282,45 @@ func (c *cgroup) setDevices(rules []specs.LinuxDeviceCgroup) error {
 	return nil
 }
 
-// place moves the process pid (all its threads) into the cgroup.
-func (c *cgroup) place(pid int) error {
+// openV2 opens the v2 directory for clone3's CLONE_INTO_CGROUP, which
+// starts a process in it without a migration; -1 when there is none.
+func (c *cgroup) openV2() int {
+	if c.v2 == "" {
+		return -1
+	}
+	fd, err := unix.Open(c.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// place moves the process pid (all its threads) into the cgroup: into
+// the v1 directories, and into the v2 one too unless it started there.
+func (c *cgroup) place(pid int, inV2 bool) error {
 	for _, dir := range c.dirs() {
+		if dir == c.v2 && inV2 {
+			continue
+		}
 		if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}
 	return nil
+}
+
+// joined reports whether the sandbox's process is in a cgroup of its own
+// in the hierarchy mounted at dir.
+func (c *cgroup) joined(m cgroupMount) bool {
+	if m.v2 {
+		return c.v2 != ""
+	}
+	for _, o := range m.options {
+		if c.v1[o] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // dirs lists the cgroup's directories, each once, in a fixed order.

@@ -64,7 +64,7 @@ func runInit() error {
 			}
 		}
 	}
-	if err := setupRootfs(spec); err != nil {
+	if err := setupRootfs(spec, cfg.Cgroups); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -123,10 +123,7 @@ func readConfig() (*initConfig, error) {
 // no_new_privs is off: the filter is loaded while CAP_SYS_ADMIN is still
 // there, and it allows what follows.
 func finalizeProcess(p *specs.Process, cfg *initConfig) error {
-	caps, err := newCapSets(p.Capabilities)
-	if err != nil {
-		return err
-	}
+	caps := cfg.Caps
 	if err := caps.dropBounding(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,7 +21,9 @@ import (
 // (pathrs-lite: openat2 with RESOLVE_IN_ROOT) and mounted on through its
 // descriptor, so a symbolic link in the root (or one that another step
 // swaps into a shared cache directory) cannot redirect a mount outside.
-func setupRootfs(spec *specs.Spec) error {
+//
+// cgroups are the mount points of the hierarchies /sys/fs/cgroup shows.
+func setupRootfs(spec *specs.Spec, cgroups []string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -35,7 +38,7 @@ func setupRootfs(spec *specs.Spec) error {
 	}
 	defer rootf.Close()
 	for _, m := range spec.Mounts {
-		if err := mountEntry(rootf, m); err != nil {
+		if err := mountEntry(rootf, m, cgroups); err != nil {
 			return err
 		}
 	}
@@ -114,7 +117,7 @@ func fdPath(f *os.File) string {
 }
 
 // mountEntry mounts m inside the root.
-func mountEntry(root *os.File, m specs.Mount) error {
+func mountEntry(root *os.File, m specs.Mount, cgroups []string) error {
 	dir := true
 	if m.Type == "bind" {
 		fi, err := os.Stat(m.Source)
@@ -143,7 +146,7 @@ func mountEntry(root *os.File, m specs.Mount) error {
 			}
 		}
 	case "cgroup":
-		if err := mountCgroup(root, m.Destination, flags); err != nil {
+		if err := mountCgroup(root, m.Destination, flags, cgroups); err != nil {
 			return err
 		}
 	default:
@@ -224,8 +227,10 @@ func mountPoint(root *os.File, dest string, dir bool) (*os.File, error) {
 
 // mountCgroup mounts the cgroup file system at dest as the host has it,
 // seen from the sandbox's cgroup namespace: the unified hierarchy alone,
-// or a tmpfs holding each hierarchy where the host has them.
-func mountCgroup(root *os.File, dest string, flags uintptr) error {
+// or a tmpfs holding, where the host has them, the hierarchies whose
+// mount points are in show (those the sandbox has a cgroup of its own in:
+// the others would show the builder's).
+func mountCgroup(root *os.File, dest string, flags uintptr, show []string) error {
 	mounts, err := readCgroupMounts()
 	if err != nil {
 		return err
@@ -252,7 +257,7 @@ func mountCgroup(root *os.File, dest string, flags uintptr) error {
 	}
 	for _, m := range mounts {
 		rel, ok := strings.CutPrefix(m.dir, "/sys/fs/cgroup/")
-		if !ok || strings.Contains(rel, "/") {
+		if !ok || strings.Contains(rel, "/") || !slices.Contains(show, m.dir) {
 			continue
 		}
 		sub := filepath.Join(dest, rel)
