@@ -27,10 +27,10 @@ const cgroupParent = "mybuild"
 
 // cgroup is one sandbox's cgroup: a directory in the unified (v2)
 // hierarchy, which holds the limits when it offers their controllers, and
-// one in the v1 hierarchies of the devices controller and of the limits
-// v2 cannot hold. Every sandbox gets one, limits or not: its device
-// rules allow only the default devices (v1 devices controller, or a v2
-// BPF program where there is no v1 one), its processes are killed and
+// one in the v1 hierarchies of the limits v2 cannot hold. Every sandbox
+// gets one, limits or not: its device rules allow only the default
+// devices (a v2 BPF program, or the v1 devices controller where BPF is
+// unavailable), its processes are killed and
 // counted through it, and the command sees it as the root of its cgroup
 // namespace.
 type cgroup struct {
@@ -89,38 +89,64 @@ func newCgroup(id string, l Limits, rules []specs.LinuxDeviceCgroup) (_ *cgroup,
 	} else {
 		v1need = need
 	}
-	// In v1, the hierarchies the sandbox needs: devices, and those of the
-	// limits v2 cannot hold. Moving a process into a v1 cgroup waits for
-	// an RCU grace period (about a millisecond here, each), so the others
-	// are left alone; runc joins them all (see TestRuntimeParity).
-	if slices.ContainsFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, "devices") }) {
-		v1need = append(v1need, "devices")
-	}
+	// In v1, the hierarchies of the limits v2 cannot hold. Moving a
+	// process into a v1 cgroup waits for an RCU grace period (about a
+	// millisecond here, each), so the others are left alone; runc joins
+	// them all (see TestRuntimeParity).
 	for _, ctrl := range v1need {
-		i := slices.IndexFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, ctrl) })
-		if i < 0 {
-			return nil, fmt.Errorf("create cgroup: no %s controller", ctrl)
-		}
-		m := mounts[i]
-		own := m.sub(selfPath(self, m.controllers))
-		if c.specPath[0] == '/' {
-			own = m.dir
-		}
-		dir := filepath.Join(own, c.specPath)
-		if err := mkdirCgroup(own, dir, slices.Contains(m.controllers, "cpuset")); err != nil {
+		if err := c.joinV1(mounts, self, ctrl); err != nil {
 			return nil, err
-		}
-		for _, o := range m.options {
-			c.v1[o] = dir
 		}
 	}
 	if err := c.apply(); err != nil {
 		return nil, err
 	}
-	if err := c.setDevices(rules); err != nil {
+	// The device rules: a BPF program on the v2 cgroup, which the
+	// process starts in at no cost, even on a hybrid host (the kernel
+	// checks both); else, or where BPF is refused, the v1 controller.
+	var v2err error
+	if c.v2 != "" {
+		if v2err = c.setDevicesV2(rules); v2err == nil {
+			return c, nil
+		}
+	}
+	if !slices.ContainsFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, "devices") }) {
+		if v2err != nil {
+			return nil, v2err
+		}
+		return nil, errors.New("set device rules: no devices cgroup controller and no cgroup v2")
+	}
+	if err := c.joinV1(mounts, self, "devices"); err != nil {
+		return nil, err
+	}
+	if err := c.setDevicesV1(rules); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// joinV1 creates the cgroup's directory in the v1 hierarchy of ctrl.
+func (c *cgroup) joinV1(mounts []cgroupMount, self map[string]string, ctrl string) error {
+	if c.v1[ctrl] != "" {
+		return nil
+	}
+	i := slices.IndexFunc(mounts, func(m cgroupMount) bool { return slices.Contains(m.controllers, ctrl) })
+	if i < 0 {
+		return fmt.Errorf("create cgroup: no %s controller", ctrl)
+	}
+	m := mounts[i]
+	own := m.sub(selfPath(self, m.controllers))
+	if c.specPath[0] == '/' {
+		own = m.dir
+	}
+	dir := filepath.Join(own, c.specPath)
+	if err := mkdirCgroup(own, dir, slices.Contains(m.controllers, "cpuset")); err != nil {
+		return err
+	}
+	for _, o := range m.options {
+		c.v1[o] = dir
+	}
+	return nil
 }
 
 // mkdirCgroup creates dir (and the parents it lacks) below the existing
@@ -247,10 +273,8 @@ func (c *cgroup) apply() error {
 	return nil
 }
 
-// setDevices applies the device rules: in the v1 devices controller when
-// there is one, else as a BPF program on the v2 directory (with
-// opencontainers/cgroups, runc's own implementation of both).
-func (c *cgroup) setDevices(rules []specs.LinuxDeviceCgroup) error {
+// deviceResources turns OCI device rules into opencontainers/cgroups'.
+func deviceResources(rules []specs.LinuxDeviceCgroup) *cgroups.Resources {
 	res := &cgroups.Resources{}
 	for _, r := range rules {
 		typ := devconfig.WildcardDevice
@@ -267,16 +291,21 @@ func (c *cgroup) setDevices(rules []specs.LinuxDeviceCgroup) error {
 		}
 		res.Devices = append(res.Devices, rule)
 	}
-	var err error
-	switch {
-	case c.v1["devices"] != "":
-		err = cgroups.DevicesSetV1(c.v1["devices"], res)
-	case c.v2 != "":
-		err = cgroups.DevicesSetV2(c.v2, res)
-	default:
-		return errors.New("set device rules: no devices cgroup controller and no cgroup v2")
+	return res
+}
+
+// setDevicesV2 attaches the device rules to the v2 directory as a BPF
+// program, and setDevicesV1 writes them into the v1 devices controller,
+// both with opencontainers/cgroups, runc's own implementation.
+func (c *cgroup) setDevicesV2(rules []specs.LinuxDeviceCgroup) error {
+	if err := cgroups.DevicesSetV2(c.v2, deviceResources(rules)); err != nil {
+		return fmt.Errorf("set device rules: %w", err)
 	}
-	if err != nil {
+	return nil
+}
+
+func (c *cgroup) setDevicesV1(rules []specs.LinuxDeviceCgroup) error {
+	if err := cgroups.DevicesSetV1(c.v1["devices"], deviceResources(rules)); err != nil {
 		return fmt.Errorf("set device rules: %w", err)
 	}
 	return nil
