@@ -19,18 +19,7 @@ func BenchmarkRUNTouchOne(b *testing.B) {
 		b.Skip(skipE2E)
 	}
 	root := benchStore(b)
-	big := b.TempDir()
-	for i := 0; i < 50000; i++ {
-		p := filepath.Join(big, "data", fmt.Sprintf("d%03d", i%500), fmt.Sprintf("f%05d", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	writeDockerfile(b, big, "FROM busybox\nCOPY data/ /data/\n")
-	mustCmd(b, binPath, "--root", root, "build", "--progress=plain", "-t", "big50k", big)
+	buildBig50k(b, root)
 
 	for _, base := range []string{"busybox", "big50k"} {
 		b.Run(base, func(b *testing.B) {
@@ -59,18 +48,7 @@ func BenchmarkRUNStep(b *testing.B) {
 	}
 	const steps = 10
 	root := benchStore(b)
-	big := b.TempDir()
-	for i := 0; i < 50000; i++ {
-		p := filepath.Join(big, "data", fmt.Sprintf("d%03d", i%500), fmt.Sprintf("f%05d", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	writeDockerfile(b, big, "FROM busybox\nCOPY data/ /data/\n")
-	mustCmd(b, binPath, "--root", root, "build", "--progress=plain", "-t", "big50k", big)
+	buildBig50k(b, root)
 	for _, tc := range []struct{ name, base, cmd string }{
 		{"true", "busybox", "true"},
 		{"touch-50k", "big50k", "touch /one-file"},
@@ -120,6 +98,24 @@ func BenchmarkRUNWrite1GiB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+}
+
+// buildBig50k builds big50k: busybox and 50,000 more files, in the store
+// at root.
+func buildBig50k(b *testing.B, root string) {
+	b.Helper()
+	big := b.TempDir()
+	for i := 0; i < 50000; i++ {
+		p := filepath.Join(big, "data", fmt.Sprintf("d%03d", i%500), fmt.Sprintf("f%05d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeDockerfile(b, big, "FROM busybox\nCOPY data/ /data/\n")
+	mustCmd(b, binPath, "--root", root, "build", "--progress=plain", "-t", "big50k", big)
 }
 
 // benchStore is a fresh store holding the busybox base image.

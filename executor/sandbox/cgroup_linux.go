@@ -481,34 +481,48 @@ func removeCgroup(dir string) error {
 // longer runs has its processes killed (a step that outlived a killed
 // builder) and is removed. Cgroups of running builders are left alone.
 func SweepCgroups() error {
-	mounts, err := readCgroupMounts()
-	if err != nil {
-		return err
-	}
-	self, err := readSelfCgroups()
+	parents, err := sandboxParents()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	for _, parent := range parents {
+		ents, _ := os.ReadDir(parent)
+		for _, e := range ents {
+			if !e.IsDir() || !staleSandbox(e.Name()) {
+				continue
+			}
+			if err := removeCgroup(filepath.Join(parent, e.Name())); err != nil {
+				errs = append(errs, fmt.Errorf("remove stale cgroup: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sandboxParents lists the directories that may hold sandbox cgroups: the
+// mybuild directory below the builder's own cgroup and below the root, in
+// every hierarchy.
+func sandboxParents() ([]string, error) {
+	mounts, err := readCgroupMounts()
+	if err != nil {
+		return nil, err
+	}
+	self, err := readSelfCgroups()
+	if err != nil {
+		return nil, err
+	}
+	var parents []string
 	for _, m := range mounts {
 		own := self[""]
 		if !m.v2 {
 			own = selfPath(self, m.controllers)
 		}
 		for _, base := range slices.Compact([]string{m.sub(own), m.dir}) {
-			parent := filepath.Join(base, cgroupParent)
-			ents, _ := os.ReadDir(parent)
-			for _, e := range ents {
-				if !e.IsDir() || !staleSandbox(e.Name()) {
-					continue
-				}
-				if err := removeCgroup(filepath.Join(parent, e.Name())); err != nil {
-					errs = append(errs, fmt.Errorf("remove stale cgroup: %w", err))
-				}
-			}
+			parents = append(parents, filepath.Join(base, cgroupParent))
 		}
 	}
-	return errors.Join(errs...)
+	return parents, nil
 }
 
 // staleSandbox reports whether the sandbox id (PID-STARTTIME-RANDOM) names
