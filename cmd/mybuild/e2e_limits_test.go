@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,8 @@ func hostSandboxCgroups() []string {
 }
 
 // watchSandboxCgroups records the sandbox cgroups that appear on the host
+// for builders started by this test process (a cgroup is named after its
+// builder's pid; other packages' tests run sandboxes at the same time)
 // until the returned function is called; it returns them.
 func watchSandboxCgroups(t *testing.T) func() []string {
 	t.Helper()
@@ -64,10 +67,17 @@ func watchSandboxCgroups(t *testing.T) func() []string {
 	result := make(chan []string, 1)
 	go func() {
 		seen := map[string]bool{}
+		others := map[string]bool{}
 		for {
 			for _, d := range hostSandboxCgroups() {
-				if !before[d] {
+				if before[d] || seen[d] || others[d] {
+					continue
+				}
+				pid, _, _ := strings.Cut(filepath.Base(d), "-")
+				if descendant(pid, os.Getpid()) {
 					seen[d] = true
+				} else {
+					others[d] = true
 				}
 			}
 			select {
@@ -86,6 +96,32 @@ func watchSandboxCgroups(t *testing.T) func() []string {
 		close(stop)
 		return <-result
 	}
+}
+
+// descendant reports whether process pid is a descendant of ancestor.
+func descendant(pid string, ancestor int) bool {
+	for range 64 {
+		data, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return false
+		}
+		s := string(data)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			s = s[i+1:]
+		}
+		f := strings.Fields(s)
+		if len(f) < 2 {
+			return false
+		}
+		pid = f[1]
+		if pid == strconv.Itoa(ancestor) {
+			return true
+		}
+		if pid == "0" || pid == "1" {
+			return false
+		}
+	}
+	return false
 }
 
 // checkCgroupsGone checks that the steps ran in sandbox cgroups (seen) and
