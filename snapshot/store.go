@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mybuild/mybuild/internal/ctxio"
+	"github.com/mybuild/mybuild/internal/procstat"
 )
 
 // Store keeps extracted layers, stored once by diffID, and the overlay
@@ -317,24 +317,15 @@ func (s *Store) alive(owner string) bool {
 	return cur == owner && running
 }
 
-// processOwner identifies a process by its pid and start time (field 22 of
-// /proc/PID/stat), which tells a pid's reuse apart, and reports whether it
-// runs still rather than waits, dead, to be reaped (state Z or X).
+// processOwner identifies a process by its pid and start time, which
+// tells a pid's reuse apart, and reports whether it runs still rather than
+// waits, dead, to be reaped (state Z or X).
 func processOwner(pid int) (owner string, running bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.Read(strconv.Itoa(pid))
 	if err != nil {
 		return "", false, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", false, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 20 {
-		return "", false, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	running = fields[0] != "Z" && fields[0] != "X"
-	return strconv.Itoa(pid) + "." + fields[19], running, nil
+	return strconv.Itoa(pid) + "." + st.StartTime, !st.Dead(), nil
 }
 
 func isExist(err error) bool {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mybuild/mybuild/internal/procstat"
 )
 
 // The resource limit tests: --memory, --pids-limit and --cpus reach RUN
@@ -101,24 +103,12 @@ func watchSandboxCgroups(t *testing.T) func() []string {
 // descendant reports whether process pid is a descendant of ancestor.
 func descendant(pid string, ancestor int) bool {
 	for range 64 {
-		data, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
+		st, err := procstat.Read(pid)
+		if err != nil || st.PPID == "0" || st.PPID == "1" {
 			return false
 		}
-		s := string(data)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 {
-			s = s[i+1:]
-		}
-		f := strings.Fields(s)
-		if len(f) < 2 {
-			return false
-		}
-		pid = f[1]
-		if pid == strconv.Itoa(ancestor) {
+		if pid = st.PPID; pid == strconv.Itoa(ancestor) {
 			return true
-		}
-		if pid == "0" || pid == "1" {
-			return false
 		}
 	}
 	return false

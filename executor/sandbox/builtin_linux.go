@@ -21,6 +21,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/mybuild/mybuild/internal/atomicfile"
+	"github.com/mybuild/mybuild/internal/procstat"
 )
 
 // Builtin is mybuild's own runtime. It starts a copy of the running binary
@@ -219,7 +222,7 @@ func reapTraced(pid int) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			if state, _ := procState(strconv.Itoa(pid)); state != "Z" {
+			if st, err := procstat.Read(strconv.Itoa(pid)); err != nil || st.State != "Z" {
 				continue
 			}
 			tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
@@ -369,7 +372,8 @@ func (b *Builtin) seccompFilter(sc *specs.LinuxSeccomp) ([]byte, uint, error) {
 		}
 		if cached != "" {
 			// A failure to cache costs the next build a compilation only.
-			_ = atomicWrite(cached, prog)
+			_ = os.MkdirAll(filepath.Dir(cached), 0o700)
+			_ = atomicfile.WriteFile(cached, prog, 0o600)
 		}
 	}
 	if b.filters == nil {
@@ -377,26 +381,4 @@ func (b *Builtin) seccompFilter(sc *specs.LinuxSeccomp) ([]byte, uint, error) {
 	}
 	b.filters[key] = prog
 	return prog, flags, nil
-}
-
-// atomicWrite writes data to name through a temporary file and a rename.
-func atomicWrite(name string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

@@ -19,6 +19,8 @@ import (
 	_ "github.com/opencontainers/cgroups/devices" // device rules for v1 and v2
 	devconfig "github.com/opencontainers/cgroups/devices/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/mybuild/mybuild/internal/procstat"
 )
 
 // cgroupParent is the directory, below the cgroup the builder runs in (or
@@ -539,8 +541,8 @@ func staleSandbox(id string) bool {
 	}
 	// A zombie builder is as dead as a gone one: its mounts and processes
 	// died with it, only its parent has not reaped it yet.
-	state, start := procState(parts[0])
-	return start != parts[1] || state == "Z" || state == "X"
+	st, err := procstat.Read(parts[0])
+	return err != nil || st.StartTime != parts[1] || st.Dead()
 }
 
 // sub returns the directory of cgroup path p (as /proc/self/cgroup names

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/mybuild/mybuild/internal/procstat"
 )
 
 // InitArg is the first argument with which the built-in runtime
@@ -234,30 +236,14 @@ func sandboxID() (string, error) {
 	return fmt.Sprintf("%d-%s-%s", os.Getpid(), selfStartTime(), hex.EncodeToString(b)), nil
 }
 
-// selfStartTime is this process's start time in clock ticks after boot
-// (field 22 of /proc/self/stat), or "0" when it cannot be read.
+// selfStartTime is this process's start time in clock ticks after boot,
+// or "0" when it cannot be read.
 func selfStartTime() string {
-	_, start := procState("self")
-	return start
-}
-
-// procState returns the state (R, S, Z...) and start time of process
-// pid, or "" and "0" when it does not exist.
-func procState(pid string) (state, start string) {
-	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	st, err := procstat.Read("self")
 	if err != nil {
-		return "", "0"
+		return "0"
 	}
-	// The command name (field 2) may hold spaces; fields count after it.
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) < 20 {
-		return "", "0"
-	}
-	return f[0], f[19]
+	return st.StartTime
 }
 
 // lookPath finds the executable file name in the directories of the PATH
