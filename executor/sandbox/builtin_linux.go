@@ -67,9 +67,9 @@ type initConfig struct {
 	SeccompFlags uint
 	// Caps are the spec's capability sets, as masks.
 	Caps capSets
-	// Cgroups are the mount points of the cgroup hierarchies the init
-	// is in a cgroup of its own in: what /sys/fs/cgroup shows.
-	Cgroups []string
+	// Cgroups are the cgroup hierarchies the init is in a cgroup of its
+	// own in: what /sys/fs/cgroup shows.
+	Cgroups []hierarchy
 }
 
 // initResult is what Init reports back on the status pipe when it could
@@ -107,15 +107,7 @@ func (b *Builtin) run(ctx context.Context, c *container) error {
 		return err
 	}
 	cfg.Caps = *caps
-	mounts, err := readCgroupMounts()
-	if err != nil {
-		return err
-	}
-	for _, m := range mounts {
-		if c.cgroup.joined(m) {
-			cfg.Cgroups = append(cfg.Cgroups, m.dir)
-		}
-	}
+	cfg.Cgroups = c.cgroup.hierarchies()
 	flags, err := cloneFlags(c.spec)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -22,8 +21,8 @@ import (
 // descriptor, so a symbolic link in the root (or one that another step
 // swaps into a shared cache directory) cannot redirect a mount outside.
 //
-// cgroups are the mount points of the hierarchies /sys/fs/cgroup shows.
-func setupRootfs(spec *specs.Spec, cgroups []string) error {
+// cgroups are the hierarchies /sys/fs/cgroup shows.
+func setupRootfs(spec *specs.Spec, cgroups []hierarchy) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -117,7 +116,7 @@ func fdPath(f *os.File) string {
 }
 
 // mountEntry mounts m inside the root.
-func mountEntry(root *os.File, m specs.Mount, cgroups []string) error {
+func mountEntry(root *os.File, m specs.Mount, cgroups []hierarchy) error {
 	dir := true
 	if m.Type == "bind" {
 		fi, err := os.Stat(m.Source)
@@ -227,17 +226,13 @@ func mountPoint(root *os.File, dest string, dir bool) (*os.File, error) {
 
 // mountCgroup mounts the cgroup file system at dest as the host has it,
 // seen from the sandbox's cgroup namespace: the unified hierarchy alone,
-// or a tmpfs holding, where the host has them, the hierarchies whose
-// mount points are in show (those the sandbox has a cgroup of its own in:
-// the others would show the builder's).
-func mountCgroup(root *os.File, dest string, flags uintptr, show []string) error {
-	mounts, err := readCgroupMounts()
-	if err != nil {
-		return err
-	}
+// or a tmpfs holding, where the host has them, the hierarchies in show
+// (those the sandbox has a cgroup of its own in: the others would show
+// the builder's).
+func mountCgroup(root *os.File, dest string, flags uintptr, show []hierarchy) error {
 	flags &^= unix.MS_BIND | unix.MS_REC
-	for _, m := range mounts {
-		if m.v2 && m.dir == "/sys/fs/cgroup" {
+	for _, h := range show {
+		if h.V2 && h.Dir == "/sys/fs/cgroup" {
 			return remountAt(root, dest, func(p string) error {
 				if err := unix.Mount("cgroup2", p, "cgroup2", flags, ""); err != nil {
 					return fmt.Errorf("mount %s: %w", dest, err)
@@ -246,7 +241,7 @@ func mountCgroup(root *os.File, dest string, flags uintptr, show []string) error
 			})
 		}
 	}
-	err = remountAt(root, dest, func(p string) error {
+	err := remountAt(root, dest, func(p string) error {
 		if err := unix.Mount("tmpfs", p, "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
 			return fmt.Errorf("mount %s: %w", dest, err)
 		}
@@ -255,9 +250,9 @@ func mountCgroup(root *os.File, dest string, flags uintptr, show []string) error
 	if err != nil {
 		return err
 	}
-	for _, m := range mounts {
-		rel, ok := strings.CutPrefix(m.dir, "/sys/fs/cgroup/")
-		if !ok || strings.Contains(rel, "/") || !slices.Contains(show, m.dir) {
+	for _, h := range show {
+		rel, ok := strings.CutPrefix(h.Dir, "/sys/fs/cgroup/")
+		if !ok || strings.Contains(rel, "/") {
 			continue
 		}
 		sub := filepath.Join(dest, rel)
@@ -265,8 +260,8 @@ func mountCgroup(root *os.File, dest string, flags uintptr, show []string) error
 		if err != nil {
 			return fmt.Errorf("prepare mount point %s: %w", sub, err)
 		}
-		typ, data := "cgroup", strings.Join(m.options, ",")
-		if m.v2 {
+		typ, data := "cgroup", strings.Join(h.Options, ",")
+		if h.V2 {
 			typ, data = "cgroup2", ""
 		}
 		err = unix.Mount("cgroup", fdPath(target), typ, flags, data)
