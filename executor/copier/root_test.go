@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRootKeepsItsDirectory opens a context as a Root, then moves the
@@ -108,5 +110,55 @@ func TestRootOpenFile(t *testing.T) {
 	}
 	if _, err := r.OpenFile("d"); err == nil {
 		t.Error("OpenFile of a directory succeeded")
+	}
+}
+
+// TestRootOpenPath: OpenPath resolves like OpenFile, and what it returns is
+// never a symbolic link (a mounted link would be followed wherever its
+// mount point is used), even when the name is swapped for a link after
+// it was resolved.
+func TestRootOpenPath(t *testing.T) {
+	parent := t.TempDir()
+	root, host := filepath.Join(parent, "root"), filepath.Join(parent, "host")
+	build(t, host, file("secret", "host secret"))
+	build(t, root, dir("d"), file("d/f", "inside"), symlink("rel", "d"), symlink("abs", "/d/f"), symlink("dirout", host))
+	r := openRoot(t, root)
+	for name, wantDir := range map[string]bool{"d": true, "rel": true, "d/f": false, "abs": false} {
+		f, err := r.OpenPath(name)
+		if err != nil {
+			t.Errorf("OpenPath(%q): %v", name, err)
+			continue
+		}
+		fi, err := f.Stat()
+		f.Close()
+		if err != nil || fi.Mode().Type()&os.ModeSymlink != 0 || fi.IsDir() != wantDir {
+			t.Errorf("OpenPath(%q) = %v (%v), want a directory: %v", name, fi.Mode(), err, wantDir)
+		}
+	}
+	if f, err := r.OpenPath("dirout/secret"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenPath through a link out of the root: %v, want os.ErrNotExist", err)
+		if f != nil {
+			f.Close()
+		}
+	}
+	// The race, played out: "d" resolved, then swapped for a link to the
+	// host, then opened.
+	src, err := r.source()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.close()
+	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := src.open("d", unix.O_PATH)
+	if err == nil {
+		var st unix.Stat_t
+		_ = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		t.Errorf("opening a name swapped for a link to the host gave a handle (mode %o), want not found", st.Mode)
 	}
 }
