@@ -27,11 +27,6 @@ type Limits struct {
 // Limits.CPUPeriod is zero.
 const DefaultCPUPeriod = 100000
 
-// any reports whether l sets at least one limit.
-func (l Limits) any() bool {
-	return l.MemoryBytes > 0 || l.CPUQuota > 0 || l.PidsLimit > 0
-}
-
 func (l Limits) validate() error {
 	switch {
 	case l.MemoryBytes < 0:
